@@ -3,4 +3,15 @@
 //! The binary in `main.rs` is thin; everything it does lives in these modules. The
 //! layers and the one-way dependencies between them are described in AGENTS.md.
 
+pub mod cli;
+pub mod cmd;
+pub mod ctx;
+pub mod error;
+pub mod fingerprint;
 pub mod gate;
+pub mod ids;
+pub mod output;
+pub mod root;
+pub mod stale;
+pub mod store;
+pub mod vcs;

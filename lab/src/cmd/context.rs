@@ -1,0 +1,121 @@
+use anyhow::Result;
+use clap::Args;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::ctx::Ctx;
+use crate::output::{FormatArgs, Report, Table};
+use crate::stale;
+use crate::store::queries::{self, HistoryQuery};
+
+/// What a fresh agent session needs, compact enough for a context window: counts,
+/// the best kept result per metric, recent history, open hypotheses, running and
+/// stale experiments, and the latest failures.
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// Only this leaf (default: the leaf containing the working directory, else the whole lab)
+    #[arg(long)]
+    pub leaf: Option<String>,
+    /// How many recent experiments, open hypotheses and failures to show
+    #[arg(long, default_value_t = 10)]
+    pub recent: usize,
+    #[command(flatten)]
+    pub output: FormatArgs,
+}
+
+pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
+    let (lab, store) = ctx.open()?;
+    let conn = store.conn();
+    let leaf = ctx.leaf(&lab, args.leaf);
+    let scope = leaf.as_deref();
+    let counts = queries::counts(conn, scope)?;
+    let best = queries::best_kept(conn, scope, |l, m| lab.goal_of(l, m))?;
+    let recent = queries::history(conn, &HistoryQuery { leaf: leaf.clone(), limit: Some(args.recent), ..Default::default() })?;
+    let open = queries::open_hypotheses(conn, scope, args.recent)?;
+    let running = queries::history(conn, &HistoryQuery { leaf: leaf.clone(), running: true, ..Default::default() })?;
+    let failures = queries::history(
+        conn,
+        &HistoryQuery { leaf: leaf.clone(), verdicts: vec!["discard", "crash"], limit: Some(args.recent.min(5)), ..Default::default() },
+    )?;
+    let failure_total = queries::count_failures(conn, scope)?;
+    let (now, host) = (Timestamp::now(), stale::host_name());
+    let running: Vec<_> = running
+        .iter()
+        .map(|r| {
+            let reason = stale::stale_reason(r, now, &host, lab.manifest.stale_after);
+            json!({
+                "experiment": r.experiment, "hypothesis": r.hypothesis, "leaf": r.leaf, "title": r.title,
+                "state": if reason.is_some() { "stale" } else { "running" }, "reason": reason,
+                "host": r.host, "pid": r.pid, "started_at": r.started_at,
+            })
+        })
+        .collect();
+
+    let mut sections = Vec::new();
+    let mut summary = Table::new(&["lab", "leaf", "hypotheses", "open", "confirmed", "refuted", "experiments", "keep", "discard", "crash"]);
+    summary.push(vec![
+        lab.manifest.name.clone().into(),
+        leaf.clone().unwrap_or_else(|| "(all)".into()).into(),
+        counts.hypotheses.into(),
+        counts.open.into(),
+        counts.confirmed.into(),
+        counts.refuted.into(),
+        counts.experiments.into(),
+        counts.keep.into(),
+        counts.discard.into(),
+        counts.crash.into(),
+    ]);
+    sections.push(("summary".to_owned(), summary));
+    let mut best_table = Table::new(&["leaf", "metric", "goal", "best", "experiment"]);
+    for b in &best {
+        let goal = b.goal.map_or_else(|| "unknown (declare it in lab.yaml)".to_owned(), |g| format!("{g:?}").to_lowercase());
+        best_table.push(vec![b.leaf.clone().into(), b.metric.clone().into(), goal.into(), b.value.into(), b.experiment.clone().into()]);
+    }
+    sections.push(("best kept result per metric".to_owned(), best_table));
+    let mut recent_table = Table::new(&["experiment", "hypothesis", "verdict", "title", "metrics", "mechanism"]);
+    for r in &recent {
+        recent_table.push(vec![
+            r.experiment.clone().into(),
+            r.hypothesis.clone().into(),
+            r.verdict.clone().unwrap_or_else(|| stale::shown_state(r, now, &host, lab.manifest.stale_after)).into(),
+            r.title.clone().into(),
+            r.metrics.clone(),
+            r.mechanism_verdict.clone().into(),
+        ]);
+    }
+    sections.push(("recent experiments".to_owned(), recent_table));
+    let mut open_table = Table::new(&["hypothesis", "title", "mechanism", "prediction"]);
+    for h in &open {
+        open_table.push(vec![h.hypothesis.clone().into(), h.title.clone().into(), h.mechanism.clone().into(), h.prediction.clone().into()]);
+    }
+    sections.push(("open hypotheses".to_owned(), open_table));
+    let mut running_table = Table::new(&["experiment", "state", "reason", "host", "pid", "started_at"]);
+    for r in &running {
+        running_table.push(["experiment", "state", "reason", "host", "pid", "started_at"].iter().map(|k| r[k].clone()).collect());
+    }
+    sections.push(("running and stale experiments".to_owned(), running_table));
+    let mut failure_table = Table::new(&["experiment", "verdict", "title", "mechanism", "theory_revision"]);
+    for r in &failures {
+        failure_table.push(vec![
+            r.experiment.clone().into(),
+            r.verdict.clone().into(),
+            r.title.clone().into(),
+            r.mechanism.clone().into(),
+            r.theory_revision.clone().into(),
+        ]);
+    }
+    sections.push((format!("latest failures ({failure_total} in all; `lab failures` lists them)"), failure_table));
+
+    let json = json!({
+        "lab": lab.manifest.name,
+        "leaf": leaf,
+        "counts": counts,
+        "best": best,
+        "recent": recent,
+        "open_hypotheses": open,
+        "running": running,
+        "failures": { "total": failure_total, "latest": failures },
+    });
+    Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Ok(())
+}

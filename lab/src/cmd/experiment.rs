@@ -1,0 +1,55 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::ctx::Ctx;
+use crate::ids::HypothesisId;
+use crate::stale;
+use crate::store::records::{self, NewExperiment};
+use crate::vcs;
+
+/// Start an experiment under a hypothesis; prints its id (e<N>).
+///
+/// Records the leaf, the code (git commit, dirty flag, sha256 of the working-tree
+/// diff), the host, the process and the start time.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// The hypothesis it tests (h<N>)
+    pub hypothesis: HypothesisId,
+    /// The leaf it runs in (default: the leaf containing the working directory, else the hypothesis's)
+    #[arg(long)]
+    pub leaf: Option<String>,
+    /// The process doing the work: when it dies without a result, the run shows as stale
+    /// (default: record the calling shell, unwatched)
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Its wall-clock budget (e.g. 5m): twice this plus 5 minutes without a result makes it stale
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub budget: Option<Duration>,
+}
+
+pub fn run(ctx: &Ctx, args: ExperimentArgs) -> Result<()> {
+    let (lab, mut store) = ctx.open()?;
+    let snapshot = vcs::snapshot(&ctx.cwd)?;
+    let leaf = ctx.leaf(&lab, args.leaf);
+    let id = store.write(|tx| {
+        // Also refuses an unknown hypothesis before anything is written.
+        let leaf = leaf.or(records::hypothesis_leaf(tx, args.hypothesis)?);
+        records::add_experiment(
+            tx,
+            &NewExperiment {
+                hypothesis: args.hypothesis,
+                leaf,
+                snapshot,
+                host: stale::host_name(),
+                pid: Some(i64::from(args.pid.unwrap_or_else(|| nix::unistd::getppid().as_raw() as u32))),
+                watch_pid: args.pid.is_some(),
+                budget_s: args.budget.map(|b| b.as_secs_f64()),
+                started_at: records::now(),
+            },
+        )
+    })?;
+    println!("{id}");
+    Ok(())
+}

@@ -1,0 +1,35 @@
+use anyhow::Result;
+use clap::Args;
+
+use crate::ctx::Ctx;
+use crate::store::records::{self, NewHypothesis};
+
+/// Register what you are testing and why; prints its id (h<N>).
+#[derive(Debug, Args)]
+pub struct HypothesisArgs {
+    /// What you will change, in a few words
+    pub title: String,
+    /// Why it should work: the mechanism, confirmed or refuted by the result
+    #[arg(short = 'm', long)]
+    pub mechanism: String,
+    /// The leaf it is about (default: the leaf containing the working directory)
+    #[arg(long)]
+    pub leaf: Option<String>,
+    /// What you expect to see if the mechanism holds
+    #[arg(long, visible_alias = "expected")]
+    pub predict: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
+    let (lab, mut store) = ctx.open()?;
+    let hypothesis = NewHypothesis {
+        title: args.title,
+        mechanism: args.mechanism,
+        leaf: ctx.leaf(&lab, args.leaf),
+        prediction: args.predict,
+        created_at: records::now(),
+    };
+    let id = store.write(|tx| records::add_hypothesis(tx, &hypothesis))?;
+    println!("{id}");
+    Ok(())
+}

@@ -1,0 +1,50 @@
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+use crate::ctx::Ctx;
+use crate::root::{self, LabRoot, RootManifest};
+use crate::store::Store;
+
+/// Make a directory a lab root: write lab.yaml and create .lab/ with the research database.
+///
+/// Running it again on a lab root is harmless: it checks the manifest and the database.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to make a lab root (default: --root, else the working directory)
+    pub dir: Option<PathBuf>,
+    /// The lab's name (default: the directory's name)
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
+    let dir = args.dir.map_or_else(|| ctx.cwd.clone(), |d| ctx.cwd.join(d));
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let manifest_path = dir.join(root::MANIFEST);
+    let existed = manifest_path.exists();
+    if !existed {
+        let name = args.name.unwrap_or_else(|| dir.file_name().map_or("lab".into(), |n| n.to_string_lossy().into()));
+        let text = serde_norway::to_string(&RootManifest::new(&name))?;
+        fs::write(&manifest_path, format!("# lab root manifest: see README.md\n{text}"))
+            .with_context(|| format!("cannot write `{}`", manifest_path.display()))?;
+    }
+    let lab = LabRoot::open(dir)?;
+    fs::create_dir_all(&lab.data_dir).with_context(|| format!("cannot create `{}`", lab.data_dir.display()))?;
+    // The data folder keeps itself out of git, whatever the repository ignores.
+    fs::write(lab.data_dir.join(".gitignore"), "*\n")?;
+    let store = Store::open(&lab.db_path(), true)?;
+    eprintln!(
+        "{} lab `{}` at {} (database {}, schema v{})",
+        if existed { "checked" } else { "initialised" },
+        lab.manifest.name,
+        lab.dir.display(),
+        store.path().display(),
+        store.schema_version()?
+    );
+    println!("{}", lab.dir.display());
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Rendering of command output: data on stdout in the format the caller asked for.
+//!
+//! Read commands build a [`Table`] (rows of JSON values under named columns) or a
+//! [`Report`] (titled sections of tables plus a JSON document) and hand it here.
+//! Status and progress go to stderr elsewhere; nothing here writes to stderr.
+
+use std::io::{self, Write};
+
+use clap::{Args, ValueEnum};
+use comfy_table::{ContentArrangement, presets};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+    Tsv,
+    Md,
+}
+
+/// `--format` and its `--json` shorthand, flattened into every read command.
+#[derive(Debug, Clone, Args)]
+pub struct FormatArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Shorthand for `--format json`
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+impl FormatArgs {
+    pub fn format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
+}
+
+/// Rows under named columns; cells are JSON so numbers stay numbers in JSON output.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+impl Table {
+    pub fn new(columns: &[&str]) -> Self {
+        Self { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: Vec<Value>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    pub fn to_json(&self) -> Value {
+        Value::Array(self.rows.iter().map(|r| Value::Object(self.object(r))).collect())
+    }
+
+    fn object(&self, row: &[Value]) -> Map<String, Value> {
+        self.columns.iter().cloned().zip(row.iter().cloned()).collect()
+    }
+
+    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
+        match format {
+            Format::Table => writeln!(out, "{}", self.pretty(presets::UTF8_BORDERS_ONLY)),
+            Format::Md => writeln!(out, "{}", self.pretty(presets::ASCII_MARKDOWN)),
+            Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&self.to_json())?),
+            Format::Jsonl => self.rows.iter().try_for_each(|row| {
+                writeln!(out, "{}", Value::Object(self.object(row)))
+            }),
+            Format::Csv => self.delimited(b',', out),
+            Format::Tsv => self.delimited(b'\t', out),
+        }
+    }
+
+    fn pretty(&self, style: comfy_table::TableStyle) -> comfy_table::Table {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(style)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(&self.columns);
+        for row in &self.rows {
+            table.add_row(row.iter().map(cell_text));
+        }
+        table
+    }
+
+    fn delimited(&self, delimiter: u8, out: &mut impl Write) -> io::Result<()> {
+        let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(out);
+        writer.write_record(&self.columns)?;
+        for row in &self.rows {
+            writer.write_record(row.iter().map(cell_text))?;
+        }
+        writer.flush()
+    }
+}
+
+/// A cell as text: strings bare, null empty, numbers and objects as JSON.
+pub fn cell_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A structured answer (like `lab context`): a JSON document for machines and
+/// titled sections for people. Tabular formats print each section under a
+/// `# title` line.
+#[derive(Debug)]
+pub struct Report {
+    pub json: Value,
+    pub sections: Vec<(String, Table)>,
+}
+
+impl Report {
+    pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
+        match format {
+            Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&self.json)?),
+            Format::Jsonl => writeln!(out, "{}", self.json),
+            _ => self.sections.iter().enumerate().try_for_each(|(i, (title, table))| {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "{} {title}", if format == Format::Md { "##" } else { "#" })?;
+                table.write(format, out)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Table {
+        let mut t = Table::new(&["id", "title", "val_bpb"]);
+        t.push(vec![json!("e1"), json!("a \"quoted\", title"), json!(0.99)]);
+        t.push(vec![json!("e2"), json!("tab\there"), Value::Null]);
+        t
+    }
+
+    fn render(format: Format) -> String {
+        let mut buf = Vec::new();
+        sample().write(format, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        assert_eq!(render(Format::Csv), "id,title,val_bpb\ne1,\"a \"\"quoted\"\", title\",0.99\ne2,tab\there,\n");
+    }
+
+    #[test]
+    fn tsv_quotes_embedded_tabs() {
+        assert_eq!(render(Format::Tsv), "id\ttitle\tval_bpb\ne1\t\"a \"\"quoted\"\", title\"\t0.99\ne2\t\"tab\there\"\t\n");
+    }
+
+    #[test]
+    fn jsonl_keeps_column_order_and_types() {
+        assert_eq!(
+            render(Format::Jsonl),
+            "{\"id\":\"e1\",\"title\":\"a \\\"quoted\\\", title\",\"val_bpb\":0.99}\n{\"id\":\"e2\",\"title\":\"tab\\there\",\"val_bpb\":null}\n"
+        );
+    }
+
+    #[test]
+    fn markdown_is_a_pipe_table() {
+        let md = render(Format::Md);
+        assert!(md.starts_with("| id | title"), "{md}");
+    }
+}

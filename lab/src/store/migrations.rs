@@ -1,0 +1,181 @@
+//! Numbered, append-only schema migrations; `user_version` is the schema version.
+//!
+//! Never edit a migration that has shipped: add one. Each runs in the same
+//! IMMEDIATE transaction as the version bump, so concurrent openers migrate once
+//! and a crash leaves the old version intact. A database whose version is newer
+//! than [`LATEST_VERSION`] is refused, never "downgraded".
+
+use anyhow::Result;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::LabError;
+
+/// Each entry: why it exists, then its SQL. Index + 1 is the version it creates.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "1: the research memory: hypotheses -> experiments -> results. Results are
+         append-only; an amendment adds a row and points the old one at it, so the
+         unique partial index allows exactly one current result per experiment.",
+        r"
+        CREATE TABLE hypotheses (
+            id          INTEGER PRIMARY KEY,
+            leaf        TEXT,
+            title       TEXT NOT NULL CHECK (length(trim(title)) > 0),
+            mechanism   TEXT NOT NULL,
+            prediction  TEXT,
+            status      TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'confirmed', 'refuted')),
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX hypotheses_by_leaf ON hypotheses (leaf, status, id);
+
+        CREATE TABLE experiments (
+            id            INTEGER PRIMARY KEY,
+            hypothesis_id INTEGER NOT NULL REFERENCES hypotheses (id),
+            leaf          TEXT,
+            git_commit    TEXT,
+            dirty         INTEGER NOT NULL DEFAULT 0,
+            diff_sha256   TEXT,
+            host          TEXT NOT NULL,
+            pid           INTEGER,
+            watch_pid     INTEGER NOT NULL DEFAULT 0,
+            budget_s      REAL,
+            status        TEXT NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'finished', 'crashed')),
+            started_at    TEXT NOT NULL,
+            finished_at   TEXT
+        );
+        CREATE INDEX experiments_by_leaf ON experiments (leaf, id);
+        CREATE INDEX experiments_by_hypothesis ON experiments (hypothesis_id);
+        CREATE INDEX experiments_running ON experiments (status) WHERE status = 'running';
+
+        CREATE TABLE results (
+            id              INTEGER PRIMARY KEY,
+            experiment_id   INTEGER NOT NULL REFERENCES experiments (id),
+            verdict         TEXT NOT NULL CHECK (verdict IN ('keep', 'discard', 'crash')),
+            metrics         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metrics)),
+            mechanism       TEXT CHECK (mechanism IN ('confirmed', 'refuted')),
+            theory_revision TEXT,
+            note            TEXT,
+            created_at      TEXT NOT NULL,
+            superseded_by   INTEGER REFERENCES results (id) DEFERRABLE INITIALLY DEFERRED
+        );
+        CREATE UNIQUE INDEX results_current ON results (experiment_id) WHERE superseded_by IS NULL;
+        ",
+    ),
+    (
+        "2: read speed at 100k experiments. `lab context` needs the best value of
+         each metric per leaf and verdict counts without scanning every result's
+         JSON: a derived index of the current results' metrics, and the leaf and
+         verdict copied onto results. Backfilled from the rows already there.",
+        r"
+        ALTER TABLE results ADD COLUMN leaf TEXT;
+        UPDATE results SET leaf = (SELECT leaf FROM experiments e WHERE e.id = results.experiment_id);
+        CREATE INDEX results_by_leaf ON results (leaf, verdict) WHERE superseded_by IS NULL;
+
+        CREATE TABLE metrics (
+            result_id     INTEGER NOT NULL REFERENCES results (id),
+            experiment_id INTEGER NOT NULL,
+            leaf          TEXT,
+            verdict       TEXT NOT NULL,
+            name          TEXT NOT NULL,
+            value         REAL NOT NULL,
+            PRIMARY KEY (result_id, name)
+        ) WITHOUT ROWID;
+        CREATE INDEX metrics_best ON metrics (leaf, name, verdict, value);
+        CREATE INDEX metrics_by_name ON metrics (name, value);
+        INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value)
+            SELECT r.id, r.experiment_id, r.leaf, r.verdict, j.key, j.value
+            FROM results r, json_each(r.metrics) j
+            WHERE r.superseded_by IS NULL AND j.type IN ('integer', 'real');
+        ",
+    ),
+];
+
+pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, LATEST_VERSION)
+}
+
+/// Migrate up to `target` (tests build old databases with a lower target).
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<()> {
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > LATEST_VERSION {
+        return Err(newer_schema(current).into());
+    }
+    if current >= target {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have migrated while we waited for the write lock.
+    let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > LATEST_VERSION {
+        return Err(newer_schema(current).into());
+    }
+    for (version, (_why, sql)) in MIGRATIONS.iter().enumerate().take(target as usize).skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version as u32 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn newer_schema(found: u32) -> LabError {
+    LabError::refused(format!(
+        "the database has schema version {found}, newer than this lab understands ({LATEST_VERSION})"
+    ))
+    .hint("upgrade lab; this binary will not touch a newer database")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> u32 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), LATEST_VERSION);
+    }
+
+    #[test]
+    fn a_first_schema_database_is_upgraded_with_its_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO hypotheses (title, mechanism, leaf, created_at) VALUES ('lr', 'faster', 'pretrain', 't');
+             INSERT INTO experiments (hypothesis_id, leaf, host, started_at) VALUES (1, 'pretrain', 'h', 't');
+             INSERT INTO results (experiment_id, verdict, metrics, created_at)
+                 VALUES (1, 'keep', '{\"val_bpb\": 0.99, \"note\": \"x\"}', 't');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), LATEST_VERSION);
+        let row: (String, String, f64) = conn
+            .query_row("SELECT leaf, name, value FROM metrics", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert_eq!(row, ("pretrain".into(), "val_bpb".into(), 0.99));
+        let leaf: String = conn.query_row("SELECT leaf FROM results", [], |r| r.get(0)).unwrap();
+        assert_eq!(leaf, "pretrain");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_untouched() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", LATEST_VERSION + 1).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.to_string().contains("newer than this lab understands"), "{err}");
+        assert_eq!(version(&conn), LATEST_VERSION + 1);
+    }
+
+    #[test]
+    fn every_migration_says_why() {
+        for (i, (why, _)) in MIGRATIONS.iter().enumerate() {
+            assert!(why.starts_with(&format!("{}:", i + 1)), "migration {} must start with its number", i + 1);
+        }
+    }
+}

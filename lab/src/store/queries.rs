@@ -1,0 +1,252 @@
+//! Reads of the research memory: the history, counts, bests, running runs.
+//!
+//! Every query here is shaped to walk an index (see migration 2) so that read
+//! commands stay within milliseconds at 100k experiments; `scripts/bench-store`
+//! measures them. Filters are appended to the SQL only when present, because
+//! `(?1 IS NULL OR leaf = ?1)` would stop SQLite from using the leaf index.
+
+use anyhow::Result;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Row, params_from_iter};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::gate::Goal;
+use crate::ids::{ExperimentId, HypothesisId};
+
+/// One experiment with its hypothesis and current result, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub experiment: String,
+    pub hypothesis: String,
+    pub leaf: Option<String>,
+    pub title: String,
+    pub mechanism: String,
+    pub status: String,
+    pub verdict: Option<String>,
+    pub metrics: Value,
+    pub mechanism_verdict: Option<String>,
+    pub theory_revision: Option<String>,
+    pub note: Option<String>,
+    pub commit: Option<String>,
+    pub dirty: bool,
+    pub host: String,
+    pub pid: Option<i64>,
+    #[serde(skip)]
+    pub watch_pid: bool,
+    pub budget_s: Option<f64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub leaf: Option<String>,
+    pub verdicts: Vec<&'static str>,
+    /// Only experiments started at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only experiments still marked running.
+    pub running: bool,
+    /// Sort best-first by this metric instead of newest-first.
+    pub sort: Option<(String, Goal)>,
+    pub limit: Option<usize>,
+}
+
+const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
+    r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
+    e.started_at, e.finished_at";
+
+pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
+    let mut sql = format!(
+        "SELECT {HISTORY_COLUMNS} FROM experiments e JOIN hypotheses h ON h.id = e.hypothesis_id
+         LEFT JOIN results r ON r.experiment_id = e.id AND r.superseded_by IS NULL"
+    );
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some((metric, _)) = &q.sort {
+        sql.push_str(" JOIN metrics m ON m.result_id = r.id AND m.name = ?");
+        args.push(metric.clone().into());
+    }
+    let mut conditions = Vec::new();
+    if let Some(leaf) = &q.leaf {
+        conditions.push("e.leaf = ?".to_owned());
+        args.push(leaf.clone().into());
+    }
+    if !q.verdicts.is_empty() {
+        conditions.push(format!("r.verdict IN ({})", vec!["?"; q.verdicts.len()].join(", ")));
+        args.extend(q.verdicts.iter().map(|v| SqlValue::from((*v).to_owned())));
+    }
+    if let Some(since) = &q.since {
+        conditions.push("e.started_at >= ?".to_owned());
+        args.push(since.clone().into());
+    }
+    if q.running {
+        conditions.push("e.status = 'running'".to_owned());
+    }
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(match &q.sort {
+        Some((_, Goal::Minimize)) => " ORDER BY m.value ASC, e.id DESC",
+        Some((_, Goal::Maximize)) => " ORDER BY m.value DESC, e.id DESC",
+        None => " ORDER BY e.id DESC",
+    });
+    if let Some(limit) = q.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), history_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
+    let metrics: Option<String> = r.get(7)?;
+    Ok(HistoryRow {
+        experiment: ExperimentId(r.get(0)?).to_string(),
+        hypothesis: HypothesisId(r.get(1)?).to_string(),
+        leaf: r.get(2)?,
+        title: r.get(3)?,
+        mechanism: r.get(4)?,
+        status: r.get(5)?,
+        verdict: r.get(6)?,
+        metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null),
+        mechanism_verdict: r.get(8)?,
+        theory_revision: r.get(9)?,
+        note: r.get(10)?,
+        commit: r.get(11)?,
+        dirty: r.get(12)?,
+        host: r.get(13)?,
+        pid: r.get(14)?,
+        watch_pid: r.get(15)?,
+        budget_s: r.get(16)?,
+        started_at: r.get(17)?,
+        finished_at: r.get(18)?,
+    })
+}
+
+/// How many current results of `leaf` (or the lab) are discards or crashes.
+pub fn count_failures(conn: &Connection, leaf: Option<&str>) -> Result<u64> {
+    let sql = format!(
+        "SELECT COUNT(*) FROM results{}",
+        scoped(leaf, "verdict IN ('discard', 'crash') AND superseded_by IS NULL")
+    );
+    let count: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(leaf), |r| r.get(0))?;
+    Ok(count as u64)
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub hypotheses: u64,
+    pub open: u64,
+    pub confirmed: u64,
+    pub refuted: u64,
+    pub experiments: u64,
+    pub keep: u64,
+    pub discard: u64,
+    pub crash: u64,
+}
+
+/// ` WHERE leaf = ?1 AND <extra>` or ` WHERE <extra>`: the leaf filter only when scoped.
+fn scoped(leaf: Option<&str>, extra: &str) -> String {
+    match leaf {
+        Some(_) => format!(" WHERE leaf = ?1 AND {extra}"),
+        None => format!(" WHERE {extra}"),
+    }
+}
+
+pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
+    let mut counts = Counts::default();
+    let args: Vec<&str> = leaf.into_iter().collect();
+    let sql = format!("SELECT status, COUNT(*) FROM hypotheses{} GROUP BY status", scoped(leaf, "1"));
+    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(&args), pair)? {
+        let (status, n) = row?;
+        counts.hypotheses += n;
+        match status.as_str() {
+            "open" => counts.open = n,
+            "confirmed" => counts.confirmed = n,
+            _ => counts.refuted = n,
+        }
+    }
+    let sql = format!("SELECT COUNT(*) FROM experiments{}", scoped(leaf, "1"));
+    let experiments: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(&args), |r| r.get(0))?;
+    counts.experiments = experiments as u64;
+    let sql = format!("SELECT verdict, COUNT(*) FROM results{} GROUP BY verdict", scoped(leaf, "superseded_by IS NULL"));
+    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(&args), pair)? {
+        let (verdict, n) = row?;
+        match verdict.as_str() {
+            "keep" => counts.keep = n,
+            "discard" => counts.discard = n,
+            _ => counts.crash = n,
+        }
+    }
+    Ok(counts)
+}
+
+fn pair(r: &Row<'_>) -> rusqlite::Result<(String, u64)> {
+    Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+}
+
+/// The best kept value of one metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct Best {
+    pub leaf: Option<String>,
+    pub metric: String,
+    pub goal: Option<Goal>,
+    pub value: f64,
+    pub experiment: String,
+}
+
+/// Best kept value per (leaf, metric). `goal_of` gives a metric's goal; for a
+/// metric with no known goal both extremes are reported.
+pub fn best_kept(conn: &Connection, leaf: Option<&str>, goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>) -> Result<Vec<Best>> {
+    let sql = format!("SELECT DISTINCT leaf, name FROM metrics{}", scoped(leaf, "verdict = 'keep'"));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let pairs: Vec<(Option<String>, String)> =
+        stmt.query_map(params_from_iter(leaf.into_iter()), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut best = Vec::new();
+    for (leaf, metric) in pairs {
+        let goal = goal_of(leaf.as_deref(), &metric);
+        let orders: &[(&str, Option<Goal>)] = match goal {
+            Some(Goal::Minimize) => &[("ASC", Some(Goal::Minimize))],
+            Some(Goal::Maximize) => &[("DESC", Some(Goal::Maximize))],
+            None => &[("ASC", None), ("DESC", None)],
+        };
+        for (order, goal) in orders {
+            let sql = format!(
+                "SELECT value, experiment_id FROM metrics WHERE leaf IS ?1 AND name = ?2 AND verdict = 'keep'
+                 ORDER BY value {order}, experiment_id ASC LIMIT 1"
+            );
+            let (value, experiment): (f64, i64) =
+                conn.prepare_cached(&sql)?.query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            best.push(Best { leaf: leaf.clone(), metric: metric.clone(), goal: *goal, value, experiment: ExperimentId(experiment).to_string() });
+        }
+    }
+    Ok(best)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenHypothesis {
+    pub hypothesis: String,
+    pub leaf: Option<String>,
+    pub title: String,
+    pub mechanism: String,
+    pub prediction: Option<String>,
+}
+
+pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> Result<Vec<OpenHypothesis>> {
+    let sql = format!(
+        "SELECT id, leaf, title, mechanism, prediction FROM hypotheses{} ORDER BY id DESC LIMIT {limit}",
+        scoped(leaf, "status = 'open'")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(leaf), |r| {
+        Ok(OpenHypothesis {
+            hypothesis: HypothesisId(r.get(0)?).to_string(),
+            leaf: r.get(1)?,
+            title: r.get(2)?,
+            mechanism: r.get(3)?,
+            prediction: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
