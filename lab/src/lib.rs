@@ -10,6 +10,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod gate;
 pub mod ids;
+pub mod leaf;
 pub mod output;
 pub mod root;
 pub mod stale;
