@@ -28,7 +28,7 @@ impl Ctx {
     /// lab repository has `lab.yaml` but no `.lab/`).
     pub fn open(&self) -> Result<(LabRoot, Store)> {
         let lab = self.lab()?;
-        let store = Store::open(&lab.db_path(), true)?;
+        let store = lab.open_store()?;
         Ok((lab, store))
     }
 

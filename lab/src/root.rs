@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::gate::Goal;
+use crate::store::Store;
 use crate::vcs;
 
 pub const MANIFEST: &str = "lab.yaml";
@@ -128,6 +129,17 @@ impl LabRoot {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(DB_FILE)
+    }
+
+    /// Open (creating on first use) the research database. The data folder keeps
+    /// itself out of git, whatever the repository ignores.
+    pub fn open_store(&self) -> Result<Store> {
+        let store = Store::open(&self.db_path(), true)?;
+        let ignore = self.data_dir.join(".gitignore");
+        if !ignore.exists() {
+            fs::write(&ignore, "*\n").with_context(|| format!("cannot write `{}`", ignore.display()))?;
+        }
+        Ok(store)
     }
 
     /// The leaf (by directory name) that contains `path`, if any: the nearest

@@ -6,7 +6,6 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::root::{self, LabRoot, RootManifest};
-use crate::store::Store;
 
 /// Make a directory a lab root: write lab.yaml and create .lab/ with the research database.
 ///
@@ -33,10 +32,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
             .with_context(|| format!("cannot write `{}`", manifest_path.display()))?;
     }
     let lab = LabRoot::open(dir)?;
-    fs::create_dir_all(&lab.data_dir).with_context(|| format!("cannot create `{}`", lab.data_dir.display()))?;
-    // The data folder keeps itself out of git, whatever the repository ignores.
-    fs::write(lab.data_dir.join(".gitignore"), "*\n")?;
-    let store = Store::open(&lab.db_path(), true)?;
+    let store = lab.open_store()?;
     eprintln!(
         "{} lab `{}` at {} (database {}, schema v{})",
         if existed { "checked" } else { "initialised" },

@@ -62,10 +62,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         ",
     ),
     (
-        "2: read speed at 100k experiments. `lab context` needs the best value of
-         each metric per leaf and verdict counts without scanning every result's
-         JSON: a derived index of the current results' metrics, and the leaf and
-         verdict copied onto results. Backfilled from the rows already there.",
+        "2: read speed at 100k experiments. `lab context` must not scan every row:
+         a derived index of the current results' metrics (best value per leaf and
+         metric is one index probe), the leaf and verdict copied onto results, and
+         running tallies per leaf kept exact by triggers inside the writing
+         transaction. All backfilled from the rows already there.",
         r"
         ALTER TABLE results ADD COLUMN leaf TEXT;
         UPDATE results SET leaf = (SELECT leaf FROM experiments e WHERE e.id = results.experiment_id);
@@ -81,11 +82,57 @@ const MIGRATIONS: &[(&str, &str)] = &[
             PRIMARY KEY (result_id, name)
         ) WITHOUT ROWID;
         CREATE INDEX metrics_best ON metrics (leaf, name, verdict, value);
-        CREATE INDEX metrics_by_name ON metrics (name, value);
+        CREATE INDEX metrics_sorted ON metrics (leaf, name, value);
+        CREATE INDEX metrics_sorted_all ON metrics (name, value);
         INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value)
             SELECT r.id, r.experiment_id, r.leaf, r.verdict, j.key, j.value
             FROM results r, json_each(r.metrics) j
             WHERE r.superseded_by IS NULL AND j.type IN ('integer', 'real');
+
+        -- kind: 'hypotheses:<status>', 'experiments', 'results:<verdict>',
+        -- 'kept-metric:<name>'; leaf '' stands for experiments with no leaf.
+        CREATE TABLE tallies (
+            leaf TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n    INTEGER NOT NULL,
+            PRIMARY KEY (leaf, kind)
+        ) WITHOUT ROWID;
+        INSERT INTO tallies SELECT coalesce(leaf, ''), 'hypotheses:' || status, COUNT(*) FROM hypotheses GROUP BY 1, 2;
+        INSERT INTO tallies SELECT coalesce(leaf, ''), 'experiments', COUNT(*) FROM experiments GROUP BY 1;
+        INSERT INTO tallies SELECT coalesce(leaf, ''), 'results:' || verdict, COUNT(*) FROM results
+            WHERE superseded_by IS NULL GROUP BY 1, 2;
+        INSERT INTO tallies SELECT coalesce(leaf, ''), 'kept-metric:' || name, COUNT(*) FROM metrics
+            WHERE verdict = 'keep' GROUP BY 1, 2;
+
+        CREATE TRIGGER tally_hypothesis AFTER INSERT ON hypotheses BEGIN
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''), 'hypotheses:' || new.status, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER tally_hypothesis_status AFTER UPDATE OF status ON hypotheses
+        WHEN old.status != new.status BEGIN
+            UPDATE tallies SET n = n - 1 WHERE leaf = coalesce(old.leaf, '') AND kind = 'hypotheses:' || old.status;
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''), 'hypotheses:' || new.status, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER tally_experiment AFTER INSERT ON experiments BEGIN
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''), 'experiments', 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER tally_result AFTER INSERT ON results WHEN new.superseded_by IS NULL BEGIN
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''), 'results:' || new.verdict, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER tally_result_superseded AFTER UPDATE OF superseded_by ON results
+        WHEN old.superseded_by IS NULL AND new.superseded_by IS NOT NULL BEGIN
+            UPDATE tallies SET n = n - 1 WHERE leaf = coalesce(old.leaf, '') AND kind = 'results:' || old.verdict;
+        END;
+        CREATE TRIGGER tally_kept_metric AFTER INSERT ON metrics WHEN new.verdict = 'keep' BEGIN
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''), 'kept-metric:' || new.name, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER untally_kept_metric AFTER DELETE ON metrics WHEN old.verdict = 'keep' BEGIN
+            UPDATE tallies SET n = n - 1 WHERE leaf = coalesce(old.leaf, '') AND kind = 'kept-metric:' || old.name;
+        END;
         ",
     ),
 ];

@@ -42,10 +42,12 @@ impl Store {
                 .hint("run `lab init` in the lab root")
                 .into());
         }
+        // Check before creating anything: the nearest directory that exists.
+        let existing = dir.ancestors().find(|d| d.is_dir()).context("no existing ancestor directory")?;
+        fsck::check_directory(existing)?;
         if create {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         }
-        fsck::check_directory(dir)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

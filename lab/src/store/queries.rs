@@ -57,22 +57,45 @@ const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechani
     e.started_at, e.finished_at";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
-    let mut sql = format!(
-        "SELECT {HISTORY_COLUMNS} FROM experiments e JOIN hypotheses h ON h.id = e.hypothesis_id
-         LEFT JOIN results r ON r.experiment_id = e.id AND r.superseded_by IS NULL"
-    );
     let mut args: Vec<SqlValue> = Vec::new();
-    if let Some((metric, _)) = &q.sort {
-        sql.push_str(" JOIN metrics m ON m.result_id = r.id AND m.name = ?");
-        args.push(metric.clone().into());
-    }
     let mut conditions = Vec::new();
+    // Sorted by a metric, the walk starts at the metric's index so LIMIT stops
+    // it early; otherwise at the newest experiment.
+    let (mut sql, leaf_column, verdict_column) = match &q.sort {
+        Some((metric, _)) => {
+            conditions.push("m.name = ?".to_owned());
+            args.push(metric.clone().into());
+            (
+                format!(
+                    "SELECT {HISTORY_COLUMNS} FROM metrics m JOIN experiments e ON e.id = m.experiment_id
+                     JOIN hypotheses h ON h.id = e.hypothesis_id JOIN results r ON r.id = m.result_id"
+                ),
+                "m.leaf",
+                "m.verdict",
+            )
+        }
+        None => {
+            // With a verdict filter the join is inner anyway; CROSS JOIN pins the
+            // walk to experiments, newest first. Left to itself, SQLite prefers
+            // the partial index on current results for small LIMITs and sorts
+            // every failure of the lab to return the newest five (100 ms at 100k).
+            let join = if q.verdicts.is_empty() { "LEFT JOIN" } else { "CROSS JOIN" };
+            (
+                format!(
+                    "SELECT {HISTORY_COLUMNS} FROM experiments e JOIN hypotheses h ON h.id = e.hypothesis_id
+                     {join} results r ON r.experiment_id = e.id AND r.superseded_by IS NULL"
+                ),
+                "e.leaf",
+                "r.verdict",
+            )
+        }
+    };
     if let Some(leaf) = &q.leaf {
-        conditions.push("e.leaf = ?".to_owned());
+        conditions.push(format!("{leaf_column} = ?"));
         args.push(leaf.clone().into());
     }
     if !q.verdicts.is_empty() {
-        conditions.push(format!("r.verdict IN ({})", vec!["?"; q.verdicts.len()].join(", ")));
+        conditions.push(format!("{verdict_column} IN ({})", vec!["?"; q.verdicts.len()].join(", ")));
         args.extend(q.verdicts.iter().map(|v| SqlValue::from((*v).to_owned())));
     }
     if let Some(since) = &q.since {
@@ -126,12 +149,8 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
 
 /// How many current results of `leaf` (or the lab) are discards or crashes.
 pub fn count_failures(conn: &Connection, leaf: Option<&str>) -> Result<u64> {
-    let sql = format!(
-        "SELECT COUNT(*) FROM results{}",
-        scoped(leaf, "verdict IN ('discard', 'crash') AND superseded_by IS NULL")
-    );
-    let count: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(leaf), |r| r.get(0))?;
-    Ok(count as u64)
+    let counts = counts(conn, leaf)?;
+    Ok(counts.discard + counts.crash)
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -154,36 +173,27 @@ fn scoped(leaf: Option<&str>, extra: &str) -> String {
     }
 }
 
+/// Counts from the tallies the triggers of migration 2 keep exact: a few rows
+/// per leaf, whatever the number of experiments.
 pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
+    let sql = format!("SELECT kind, SUM(n) FROM tallies{} GROUP BY kind", scoped(leaf, "kind NOT LIKE 'kept-metric:%'"));
     let mut counts = Counts::default();
-    let args: Vec<&str> = leaf.into_iter().collect();
-    let sql = format!("SELECT status, COUNT(*) FROM hypotheses{} GROUP BY status", scoped(leaf, "1"));
-    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(&args), pair)? {
-        let (status, n) = row?;
-        counts.hypotheses += n;
-        match status.as_str() {
-            "open" => counts.open = n,
-            "confirmed" => counts.confirmed = n,
-            _ => counts.refuted = n,
+    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(leaf), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (kind, n) = row?;
+        let n = n.max(0) as u64;
+        match kind.as_str() {
+            "hypotheses:open" => counts.open = n,
+            "hypotheses:confirmed" => counts.confirmed = n,
+            "hypotheses:refuted" => counts.refuted = n,
+            "experiments" => counts.experiments = n,
+            "results:keep" => counts.keep = n,
+            "results:discard" => counts.discard = n,
+            "results:crash" => counts.crash = n,
+            _ => {}
         }
     }
-    let sql = format!("SELECT COUNT(*) FROM experiments{}", scoped(leaf, "1"));
-    let experiments: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(&args), |r| r.get(0))?;
-    counts.experiments = experiments as u64;
-    let sql = format!("SELECT verdict, COUNT(*) FROM results{} GROUP BY verdict", scoped(leaf, "superseded_by IS NULL"));
-    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(&args), pair)? {
-        let (verdict, n) = row?;
-        match verdict.as_str() {
-            "keep" => counts.keep = n,
-            "discard" => counts.discard = n,
-            _ => counts.crash = n,
-        }
-    }
+    counts.hypotheses = counts.open + counts.confirmed + counts.refuted;
     Ok(counts)
-}
-
-fn pair(r: &Row<'_>) -> rusqlite::Result<(String, u64)> {
-    Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
 }
 
 /// The best kept value of one metric.
@@ -199,10 +209,13 @@ pub struct Best {
 /// Best kept value per (leaf, metric). `goal_of` gives a metric's goal; for a
 /// metric with no known goal both extremes are reported.
 pub fn best_kept(conn: &Connection, leaf: Option<&str>, goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>) -> Result<Vec<Best>> {
-    let sql = format!("SELECT DISTINCT leaf, name FROM metrics{}", scoped(leaf, "verdict = 'keep'"));
+    let sql = format!(
+        "SELECT nullif(leaf, ''), substr(kind, 13) FROM tallies{} ORDER BY leaf, kind",
+        scoped(leaf, "kind >= 'kept-metric:' AND kind < 'kept-metric;' AND n > 0")
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let pairs: Vec<(Option<String>, String)> =
-        stmt.query_map(params_from_iter(leaf.into_iter()), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        stmt.query_map(params_from_iter(leaf), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
     let mut best = Vec::new();
     for (leaf, metric) in pairs {
         let goal = goal_of(leaf.as_deref(), &metric);
@@ -212,9 +225,12 @@ pub fn best_kept(conn: &Connection, leaf: Option<&str>, goal_of: impl Fn(Option<
             None => &[("ASC", None), ("DESC", None)],
         };
         for (order, goal) in orders {
+            // One probe of metrics_best; `leaf IS ?` would defeat the index. On
+            // ties the index order (by result id) gives the earliest result.
+            let leaf_test = if leaf.is_some() { "leaf = ?1" } else { "leaf IS NULL AND ?1 IS NULL" };
             let sql = format!(
-                "SELECT value, experiment_id FROM metrics WHERE leaf IS ?1 AND name = ?2 AND verdict = 'keep'
-                 ORDER BY value {order}, experiment_id ASC LIMIT 1"
+                "SELECT value, experiment_id FROM metrics WHERE {leaf_test} AND name = ?2 AND verdict = 'keep'
+                 ORDER BY value {order} LIMIT 1"
             );
             let (value, experiment): (f64, i64) =
                 conn.prepare_cached(&sql)?.query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -1,0 +1,136 @@
+//! Shared harness for end-to-end tests: the real `lab` binary in a temp lab root
+//! with a cleared environment, a pinned HOME and hermetic git.
+//!
+//! Each test file does `mod common;` and builds a [`TestLab`].
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+pub struct TestLab {
+    pub tmp: TempDir,
+}
+
+impl TestLab {
+    /// A fresh directory made a lab root with `lab init`.
+    pub fn new() -> Self {
+        let lab = Self::empty();
+        lab.ok(&["init"]);
+        lab
+    }
+
+    /// A fresh directory that is not a lab root yet.
+    pub fn empty() -> Self {
+        Self { tmp: tempfile::Builder::new().prefix("lab-test").tempdir().unwrap() }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    /// `lab ARGS` in the lab root.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_in(self.root(), args)
+    }
+
+    /// `lab ARGS` in `dir`, with nothing from the caller's environment but PATH.
+    pub fn cmd_in(&self, dir: &Path, args: &[&str]) -> Command {
+        Command::from_std(self.std_cmd_in(dir, args))
+    }
+
+    /// The same as a plain `std::process::Command`, to spawn and signal.
+    pub fn std_cmd_in(&self, dir: &Path, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lab"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.root())
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("LAB_VENV", repo_root().join(".venv"))
+            .current_dir(dir)
+            .args(args);
+        cmd
+    }
+
+    /// Run and require exit 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run and require the given exit code; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "lab {args:?}: expected exit {code}\nstderr: {stderr}");
+        stderr
+    }
+
+    /// Run `lab ARGS --json` and parse stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    /// `git ARGS` in the lab root, hermetic.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=lab-test", "-c", "user.email=lab-test@example.com", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+pub fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "lab {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The repository root (the workspace), for fixtures and the venv.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The tallies kept by triggers equal the counts recomputed from the rows.
+pub fn assert_tallies_exact(conn: &rusqlite::Connection) {
+    let rows = |sql: &str| -> Vec<(String, String, i64)> {
+        conn.prepare(sql).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let recomputed = rows(
+        "SELECT * FROM (
+            SELECT coalesce(leaf, '') AS l, 'hypotheses:' || status AS k, COUNT(*) FROM hypotheses GROUP BY 1, 2
+            UNION ALL SELECT coalesce(leaf, ''), 'experiments', COUNT(*) FROM experiments GROUP BY 1
+            UNION ALL SELECT coalesce(leaf, ''), 'results:' || verdict, COUNT(*) FROM results WHERE superseded_by IS NULL GROUP BY 1, 2
+            UNION ALL SELECT coalesce(leaf, ''), 'kept-metric:' || name, COUNT(*) FROM metrics WHERE verdict = 'keep' GROUP BY 1, 2
+         ) ORDER BY l, k",
+    );
+    let tallied = rows("SELECT leaf, kind, n FROM tallies WHERE n != 0 ORDER BY leaf, kind");
+    assert_eq!(tallied, recomputed);
+}
