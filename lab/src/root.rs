@@ -168,8 +168,19 @@ fn shared_data_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 impl LabRoot {
-    /// The goal of a metric: declared by the root manifest's `metrics` map.
-    pub fn goal_of(&self, _leaf: Option<&str>, metric: &str) -> Option<Goal> {
-        self.manifest.metrics.get(metric).copied()
+    /// Where leaves live (`leaves:` in lab.yaml): what discovery walks.
+    pub fn leaves_dir(&self) -> PathBuf {
+        self.dir.join(&self.manifest.leaves)
+    }
+
+    /// The goal of a metric: declared by the leaf's manifest (its metric or a
+    /// guard), else by the root manifest's `metrics` map. Loads only that one
+    /// leaf's manifest, per call; a leaf that is gone or malformed declares nothing.
+    pub fn goal_of(&self, leaf: Option<&str>, metric: &str) -> Option<Goal> {
+        let declared = leaf
+            .and_then(|name| crate::leaf::discover::find_dir(&self.leaves_dir(), name))
+            .and_then(|dir| crate::leaf::Manifest::load(&dir.join(crate::leaf::manifest::FILE)).ok())
+            .and_then(|manifest| manifest.goal_of(metric));
+        declared.or_else(|| self.manifest.metrics.get(metric).copied())
     }
 }

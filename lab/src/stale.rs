@@ -48,6 +48,14 @@ fn process_alive(pid: i32) -> bool {
     !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
+/// The run state shown at read time: `stale` replaces `running` when it applies.
+pub fn shown_state(row: &HistoryRow, now: Timestamp, host: &str, default_after: Duration) -> String {
+    match stale_reason(row, now, host, default_after) {
+        Some(_) => "stale".to_owned(),
+        None => row.status.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,13 +116,5 @@ mod tests {
         assert_eq!(stale_reason(&unwatched, now, "here", SIX_HOURS), None);
         let alive = running(&started, None, Some(i64::from(std::process::id())), true);
         assert_eq!(stale_reason(&alive, now, "here", SIX_HOURS), None);
-    }
-}
-
-/// The run state shown at read time: `stale` replaces `running` when it applies.
-pub fn shown_state(row: &HistoryRow, now: Timestamp, host: &str, default_after: Duration) -> String {
-    match stale_reason(row, now, host, default_after) {
-        Some(_) => "stale".to_owned(),
-        None => row.status.clone(),
     }
 }

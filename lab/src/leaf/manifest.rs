@@ -1,9 +1,12 @@
 //! `leaf.yaml`: the contract between a leaf, the runner and the gate.
 //!
 //! Parsed strictly: an unknown key is an error that names the key and its line
-//! (serde's `deny_unknown_fields`, located by serde_norway). [`Manifest::validate`]
-//! then checks what types cannot: names, overlapping file sets, a predictions
-//! leaf scored on a metric the harness can compute.
+//! (serde's `deny_unknown_fields`, located by serde_norway; `entry` goes through
+//! [`RawEntry`] because an internally tagged enum loses the location).
+//! [`Manifest::problems`] then checks what types cannot: names, overlapping file
+//! sets, a predictions leaf scored on a metric the harness can compute. The
+//! manifest itself is always frozen (see `files.rs`): budgets, metric and gate
+//! are part of what a result is compared under.
 //!
 //! ```yaml
 //! version: 1
@@ -13,8 +16,9 @@
 //! files:
 //!   mutable: [train.py]
 //!   frozen: [prepare.py, evaluate.py, program.md]
-//! entry: { mode: in-process, module: train, function: train, evaluate: "evaluate:evaluate" }
+//! entry: { mode: in-process, train: "train:train", evaluate: "evaluate:evaluate" }
 //! budget: { full: 5m, smoke: 30s }
+//! python: { requires: ["torch>=2.2", numpy] }
 //! ```
 
 use std::path::Path;
@@ -48,6 +52,10 @@ pub struct Manifest {
     pub device: DevicePreference,
     #[serde(default)]
     pub python: PythonSpec,
+    /// Free-form settings handed to the leaf's code as `lab.settings()` (e.g. which
+    /// data set the frozen data preparation loads). Part of the frozen manifest.
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +96,7 @@ pub struct Files {
 /// How the runner calls the leaf's code. `module:function` names a function in a
 /// Python module of the leaf directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(tag = "mode", rename_all = "kebab-case", try_from = "RawEntry")]
 pub enum Entry {
     /// The mutable `train` trains; the frozen `evaluate` (in a frozen file)
     /// produces the metrics from what `train` returned.
@@ -103,7 +111,79 @@ impl Entry {
     pub fn is_predictions(&self) -> bool {
         matches!(self, Entry::Predictions { .. })
     }
+
+    pub fn mode(&self) -> &'static str {
+        if self.is_predictions() { "predictions" } else { "in-process" }
+    }
+
+    /// The function the agent's code provides (`train` or `predict`), with its key.
+    pub fn mutable_target(&self) -> (&'static str, &str) {
+        match self {
+            Entry::InProcess { train, .. } => ("train", train),
+            Entry::Predictions { predict, .. } => ("predict", predict),
+        }
+    }
+
+    /// The function that must live in a frozen file (`evaluate` or `data`), with its key.
+    pub fn frozen_target(&self) -> (&'static str, &str) {
+        match self {
+            Entry::InProcess { evaluate, .. } => ("evaluate", evaluate),
+            Entry::Predictions { data, .. } => ("data", data),
+        }
+    }
 }
+
+/// `entry` as written: a plain struct keeps serde_norway's line numbers for
+/// unknown keys, which an internally tagged enum would lose.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    mode: Mode,
+    train: Option<String>,
+    evaluate: Option<String>,
+    data: Option<String>,
+    predict: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    InProcess,
+    Predictions,
+}
+
+impl TryFrom<RawEntry> for Entry {
+    type Error = String;
+
+    fn try_from(raw: RawEntry) -> Result<Self, String> {
+        let (mode, needed, foreign) = match raw.mode {
+            Mode::InProcess => (
+                "in-process",
+                [("train", &raw.train), ("evaluate", &raw.evaluate)],
+                [("data", &raw.data), ("predict", &raw.predict)],
+            ),
+            Mode::Predictions => (
+                "predictions",
+                [("data", &raw.data), ("predict", &raw.predict)],
+                [("train", &raw.train), ("evaluate", &raw.evaluate)],
+            ),
+        };
+        if let Some((key, _)) = foreign.iter().find(|(_, v)| v.is_some()) {
+            return Err(format!("{ENTRY_ERROR}key `{key}` does not belong to mode `{mode}`"));
+        }
+        if let Some((key, _)) = needed.iter().find(|(_, v)| v.is_none()) {
+            return Err(format!("{ENTRY_ERROR}mode `{mode}` needs `{key}: module:function`"));
+        }
+        let take = |v: Option<String>| v.unwrap_or_default();
+        Ok(match raw.mode {
+            Mode::InProcess => Entry::InProcess { train: take(raw.train), evaluate: take(raw.evaluate) },
+            Mode::Predictions => Entry::Predictions { data: take(raw.data), predict: take(raw.predict) },
+        })
+    }
+}
+
+/// Marks errors raised by [`RawEntry`]'s conversion, which serde leaves unlocated.
+const ENTRY_ERROR: &str = "entry: ";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,13 +231,26 @@ pub struct PythonSpec {
 impl Manifest {
     /// Parse and validate; `origin` names the file in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, LabError> {
-        let manifest: Self = serde_norway::from_str(text)
-            .map_err(|e| LabError::usage(format!("invalid `{}`: {e}", origin.display())))?;
+        let manifest = Self::parse_unchecked(text, origin)?;
         let problems = manifest.problems();
         if !problems.is_empty() {
             return Err(LabError::usage(format!("invalid `{}`: {}", origin.display(), problems.join("; "))));
         }
         Ok(manifest)
+    }
+
+    /// Parse without [`Manifest::problems`]: for `lab check`, which lists those
+    /// one by one. Syntax and type errors name the key and its line.
+    pub fn parse_unchecked(text: &str, origin: &Path) -> Result<Self, LabError> {
+        serde_norway::from_str(text).map_err(|e| {
+            let mut message = e.to_string();
+            if message.starts_with(ENTRY_ERROR) && !message.contains(" at line ") {
+                if let Some(line) = text.lines().position(|l| l.starts_with("entry:")) {
+                    message.push_str(&format!(" at line {}", line + 1));
+                }
+            }
+            LabError::usage(format!("invalid `{}`: {message}", origin.display()))
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -250,5 +343,85 @@ pub fn validate_name(name: &str) -> Result<(), LabError> {
         Err(LabError::usage(format!(
             "invalid leaf name `{name}`: use lowercase letters, digits and dashes, starting with a letter (like `my-leaf`)"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: 1
+name: pretrain
+description: A small GPT.
+metric: { name: val_bpb, goal: minimize, unit: bits/byte }
+files:
+  mutable: [train.py]
+  frozen: [evaluate.py, program.md]
+entry:
+  mode: in-process
+  train: train:train
+  evaluate: evaluate:evaluate
+budget: { full: 5m, smoke: 30s }
+python: { requires: [numpy] }
+";
+
+    fn error(text: &str) -> String {
+        Manifest::parse(text, Path::new("leaf.yaml")).unwrap_err().message
+    }
+
+    #[test]
+    fn the_documented_shape_parses() {
+        let m = Manifest::parse(GOOD, Path::new("leaf.yaml")).unwrap();
+        assert_eq!(m.entry.mutable_target(), ("train", "train:train"));
+        assert_eq!(m.entry.frozen_target(), ("evaluate", "evaluate:evaluate"));
+        assert_eq!(m.budget.smoke, Duration::from_secs(30));
+        assert_eq!(m.gate, GateSpec::default());
+        let again = serde_norway::to_string(&m).unwrap();
+        assert_eq!(Manifest::parse(&again, Path::new("x")).unwrap(), m, "{again}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let top = error(&GOOD.replace("python:", "pyhton:"));
+        assert!(top.contains("unknown field `pyhton`") && top.contains("line 13"), "{top}");
+        let nested =
+            error(&GOOD.replace("  evaluate: evaluate:evaluate", "  evaluate: evaluate:evaluate\n  module: x"));
+        assert!(nested.contains("unknown field `module`") && nested.contains("line 12"), "{nested}");
+        let budget = error(&GOOD.replace("smoke: 30s", "smoke: 30s, total: 1h"));
+        assert!(budget.contains("unknown field `total`") && budget.contains("line 12"), "{budget}");
+    }
+
+    #[test]
+    fn wrong_types_and_mode_mixups_are_named() {
+        let version = error(&GOOD.replace("version: 1", "version: one"));
+        assert!(version.contains("version: invalid type") && version.contains("line 1"), "{version}");
+        let goal = error(&GOOD.replace("goal: minimize", "goal: lower"));
+        assert!(goal.contains("unknown variant `lower`"), "{goal}");
+        let duration = error(&GOOD.replace("full: 5m", "full: five"));
+        assert!(duration.contains("invalid duration `five`"), "{duration}");
+        let mixed = error(&GOOD.replace("  train: train:train", "  data: prepare:data"));
+        assert!(mixed.contains("`data` does not belong to mode `in-process`") && mixed.contains("line 8"), "{mixed}");
+        let missing = error(&GOOD.replace("  train: train:train\n", ""));
+        assert!(missing.contains("needs `train: module:function`"), "{missing}");
+    }
+
+    #[test]
+    fn every_validation_problem_is_listed() {
+        let text = GOOD
+            .replace("name: pretrain", "name: Pre_Train")
+            .replace("frozen: [evaluate.py, program.md]", "frozen: [train.py, ../x]")
+            .replace("smoke: 30s", "smoke: 10m");
+        let m = Manifest::parse_unchecked(&text, Path::new("leaf.yaml")).unwrap();
+        let problems = m.problems();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(Manifest::parse(&text, Path::new("leaf.yaml")).is_err());
+    }
+
+    #[test]
+    fn names_refuse_paths_and_capitals() {
+        for bad in ["../../x", "/tmp/x", "Bad_Name", "x-", "", "9lives", "a/b"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        validate_name("my-leaf-2").unwrap();
     }
 }

@@ -1,12 +1,32 @@
 //! Leaf workspaces: a directory with a `leaf.yaml` manifest, a `program.md` for
-//! the agent, mutable training code and frozen evaluation.
+//! the agent, mutable training code and frozen evaluation locked by `leaf.lock`.
+//!
+//! A leaf's name is its directory's name (`lab check` enforces it), so research
+//! records, which name leaves, find their directory again by name.
+//!
+//! Layout: `manifest` (the leaf.yaml schema), `files` (globs to files), `lock`
+//! (fingerprints of frozen files), `discover` (walking the leaves directory),
+//! `check` (every problem of a contributed leaf), `template` and `scaffold`
+//! (`lab new`), `program` (the sections every program.md has).
 
+pub mod check;
+pub mod discover;
+pub mod files;
+pub mod lock;
 pub mod manifest;
+pub mod program;
+pub mod scaffold;
+pub mod stage;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::error::LabError;
+use crate::gate::Goal;
+use crate::root::LabRoot;
+pub use files::FileSets;
 pub use manifest::Manifest;
 
 /// A leaf on disk: its directory and its parsed manifest.
@@ -25,4 +45,41 @@ impl Leaf {
     pub fn name(&self) -> &str {
         &self.manifest.name
     }
+
+    /// The compiled mutable and frozen globs.
+    pub fn file_sets(&self) -> Result<FileSets, LabError> {
+        FileSets::new(&self.manifest.files)
+    }
+}
+
+impl Manifest {
+    /// The goal this manifest declares for `metric`: the primary metric's or a guard's.
+    pub fn goal_of(&self, metric: &str) -> Option<Goal> {
+        if self.metric.name == metric {
+            return Some(self.metric.goal);
+        }
+        self.metric.guards.iter().find(|g| g.name == metric).map(|g| g.goal)
+    }
+}
+
+/// The directory of the leaf a command names: `arg` as a path to a directory
+/// holding a `leaf.yaml`, else as a leaf name; with no `arg`, the leaf
+/// containing `cwd`. The manifest is not loaded, so a malformed one can be reported.
+pub fn locate(lab: &LabRoot, cwd: &Path, arg: Option<&str>) -> Result<PathBuf, LabError> {
+    let leaves_dir = lab.leaves_dir();
+    let Some(arg) = arg else {
+        let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_path_buf());
+        return discover::dir_containing(&lab.dir, &cwd).ok_or_else(|| {
+            LabError::usage(format!("`{}` is not inside a leaf", cwd.display()))
+                .hint("name the leaf (`lab leaves` lists them), or run inside its directory")
+        });
+    };
+    let as_path = cwd.join(arg);
+    if as_path.join(manifest::FILE).is_file() {
+        return Ok(as_path.canonicalize().unwrap_or(as_path));
+    }
+    discover::find_dir(&leaves_dir, arg).ok_or_else(|| {
+        LabError::usage(format!("no leaf `{arg}` under `{}`", leaves_dir.display()))
+            .hint("`lab leaves` lists the leaves; `lab new NAME --template T` makes one")
+    })
 }

@@ -1,0 +1,128 @@
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+
+use crate::ctx::Ctx;
+use crate::error::LabError;
+use crate::leaf::discover::shown;
+use crate::leaf::manifest::validate_name;
+use crate::leaf::scaffold::{self, Plan, Request};
+use crate::leaf::{stage, template};
+
+/// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
+///
+/// The whole plan is computed first (every file rendered, the manifest
+/// validated); nothing is written if anything fails, and --dry-run prints the
+/// plan and stops. Exit codes: 0 created, 2 bad input (an invalid NAME, an
+/// unknown template or variable, a value of the wrong type, a template that
+/// fails to render, a leaf directory that exists without --force), 1 an I/O
+/// failure (nothing is left half written).
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The leaf's name: lowercase letters, digits and dashes, starting with a letter
+    pub name: String,
+    /// The template to render (`lab templates` lists them)
+    #[arg(long, short)]
+    pub template: String,
+    /// A template variable, e.g. --set metric=val_loss (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = template::parse_set)]
+    pub sets: Vec<(String, String)>,
+    /// Create the leaf in DIR/NAME (DIR inside the lab root) instead of <leaves>/NAME
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The templates directory (default: templates/ in the lab root, else the one lab was built from)
+    #[arg(long, env = "LAB_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Print what would be written, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace the template's files in an existing leaf directory (other files are kept)
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
+    validate_name(&args.name)?;
+    let lab = ctx.lab()?;
+    let root = lab.dir.canonicalize().with_context(|| format!("cannot resolve `{}`", lab.dir.display()))?;
+    let templates_dir = template::templates_dir(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), Some(&root));
+    let template = template::find(&templates_dir, &args.template)?;
+    let values = template.values(&args.sets)?;
+    let leaves_dir = root.join(&lab.manifest.leaves);
+    let parent = match &args.dir {
+        Some(dir) => inside(&root, &ctx.cwd.join(dir))?,
+        None => leaves_dir.clone(),
+    };
+    if !parent.starts_with(&leaves_dir) {
+        eprintln!(
+            "warning: `{}` is outside `{}`: `lab leaves` and `lab check --all` only look there (lab.yaml `leaves:`)",
+            shown(&root, &parent),
+            shown(&root, &leaves_dir)
+        );
+    }
+    let leaf_dir = parent.join(&args.name);
+    let request = Request {
+        templates_dir: &templates_dir,
+        template: &template,
+        values: &values,
+        name: &args.name,
+        leaf_dir: &leaf_dir,
+    };
+    let plan = scaffold::plan(&request)?;
+    if args.dry_run {
+        print_plan(&root, &plan, args.force);
+        return match stage::refusal(&plan, args.force) {
+            Some(refused) => Err(refused.into()),
+            None => Ok(()),
+        };
+    }
+    stage::apply(&plan, args.force)?;
+    let at = shown(&root, &leaf_dir);
+    eprintln!(
+        "created leaf `{}` in {at} from template `{}` ({} files, leaf.lock included)\n\
+         next: describe the task in Section 1 of {at}/program.md, then `lab lock {}` and `lab check {}`",
+        args.name,
+        plan.template,
+        plan.files.len(),
+        args.name,
+        args.name
+    );
+    println!("{}", leaf_dir.display());
+    Ok(())
+}
+
+fn print_plan(root: &Path, plan: &Plan, force: bool) {
+    println!("would write {}/ from template `{}`:", shown(root, &plan.leaf_dir), plan.template);
+    for file in &plan.files {
+        let action = match (file.exists, force) {
+            (false, _) => "create",
+            (true, true) => "replace",
+            (true, false) => "exists",
+        };
+        println!("  {action:<8} {:<24} {} ({} bytes)", file.path, file.origin, file.bytes.len());
+    }
+}
+
+/// `dir` made absolute, with `..` resolved and symbolic links followed where it
+/// exists, and required to lie inside the lab `root`.
+fn inside(root: &Path, dir: &Path) -> Result<PathBuf, LabError> {
+    let mut normal = PathBuf::new();
+    for part in dir.components() {
+        match part {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    let existing = normal.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+    let rest = normal.strip_prefix(existing).unwrap_or(Path::new(""));
+    let resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf()).join(rest);
+    if resolved.starts_with(root) {
+        Ok(resolved)
+    } else {
+        Err(LabError::usage(format!("--dir `{}` is outside the lab root `{}`", dir.display(), root.display())))
+    }
+}
