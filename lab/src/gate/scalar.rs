@@ -1,0 +1,153 @@
+//! Scalar mode: one metric value per run, with run-to-run noise measured by
+//! repeating the leader under different seeds. This owns the t interval of the
+//! difference of means and how its level is shared among repeated looks at a
+//! growing candidate; `decide` turns the interval into a verdict.
+//!
+//! Invariants: the noise estimate comes from the leader's repeats (pooled with
+//! the candidate's own repeats, which share the noise if the two differ only in
+//! their mean), or else from a stored baseline sd, which is then treated as
+//! known (a normal rather than a t quantile). With neither there is no
+//! estimate, and the caller must refuse to judge. Improvement is signed by the
+//! goal: positive means the candidate is better.
+
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+use super::kind::Goal;
+
+/// Where the run-to-run noise came from, and how much it can be trusted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Noise {
+    pub(crate) sd: f64,
+    /// Degrees of freedom of `sd`; infinite for a stored baseline.
+    pub(crate) df: f64,
+}
+
+/// The interval of the improvement of mean(candidate) over mean(leader).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Interval {
+    pub(crate) improvement: f64,
+    pub(crate) ci_low: f64,
+    pub(crate) ci_high: f64,
+    pub(crate) prob_better: f64,
+}
+
+pub(crate) fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn sum_sq_dev(values: &[f64]) -> f64 {
+    let m = mean(values);
+    values.iter().map(|v| (v - m).powi(2)).sum()
+}
+
+/// Pooled sd when the leader has repeats, else the stored baseline, else none.
+pub(crate) fn noise(leader: &[f64], candidate: &[f64], stored_sd: Option<f64>) -> Option<Noise> {
+    if leader.len() >= 2 {
+        let df = (leader.len() - 1 + candidate.len() - 1) as f64;
+        let sd = ((sum_sq_dev(leader) + sum_sq_dev(candidate)) / df).sqrt();
+        return Some(Noise { sd, df });
+    }
+    stored_sd.map(|sd| Noise { sd, df: f64::INFINITY })
+}
+
+/// Two-sided `confidence` interval of the improvement, and P(T > 0) for the
+/// matching t (or normal) distribution centred on the observed improvement.
+pub(crate) fn interval(goal: Goal, leader: &[f64], candidate: &[f64], noise: Noise, confidence: f64) -> Interval {
+    let improvement = goal.improvement(mean(leader), mean(candidate));
+    let se = noise.sd * (1.0 / candidate.len() as f64 + 1.0 / leader.len() as f64).sqrt();
+    if se == 0.0 {
+        // Repeats agree exactly: the runs are deterministic, the gap is exact.
+        let prob_better = if improvement > 0.0 { 1.0 } else { 0.0 };
+        return Interval { improvement, ci_low: improvement, ci_high: improvement, prob_better };
+    }
+    let dist = Standard::new(noise.df);
+    let half = dist.quantile(1.0 - (1.0 - confidence) / 2.0) * se;
+    Interval {
+        improvement,
+        ci_low: improvement - half + 0.0,
+        ci_high: improvement + half + 0.0,
+        prob_better: dist.cdf(improvement / se),
+    }
+}
+
+/// Standard t with `df` degrees of freedom, or the standard normal for df = ∞.
+enum Standard {
+    T(StudentsT),
+    Normal(Normal),
+}
+
+impl Standard {
+    fn new(df: f64) -> Self {
+        if df.is_finite() {
+            Standard::T(StudentsT::new(0.0, 1.0, df).expect("df >= 1 by construction"))
+        } else {
+            Standard::Normal(Normal::standard())
+        }
+    }
+
+    fn quantile(&self, p: f64) -> f64 {
+        match self {
+            Standard::T(t) => t.inverse_cdf(p),
+            Standard::Normal(z) => z.inverse_cdf(p),
+        }
+    }
+
+    fn cdf(&self, x: f64) -> f64 {
+        match self {
+            Standard::T(t) => t.cdf(x),
+            Standard::Normal(z) => z.cdf(x),
+        }
+    }
+}
+
+/// Exponent of the power-family spending function t^rho (Kim and DeMets):
+/// 2 keeps most of the budget for the later, better-informed looks.
+const SPENDING_POWER: f64 = 2.0;
+
+/// Two-sided confidence of the interval judged at look `look` of `looks` (the
+/// candidate's run count, capped at `looks`). The one-sided false-keep budget
+/// (1 - confidence) / 2 is split over the looks by the spending function; the
+/// look-k share is this look's one-sided level, so by the union bound a null
+/// candidate passes at any look with probability at most the budget, however
+/// the looks correlate and whichever of them the caller takes. With one look
+/// this is `confidence` itself.
+pub(crate) fn look_confidence(confidence: f64, look: usize, looks: usize) -> f64 {
+    let alpha = (1.0 - confidence) / 2.0;
+    let spent = |k: usize| (k as f64 / looks as f64).powf(SPENDING_POWER);
+    1.0 - 2.0 * alpha * (spent(look) - spent(look - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_tables() {
+        // Student t and normal tables: t(0.95; 4) = 2.1318, t(0.975; 10) = 2.2281, z(0.95) = 1.6449.
+        for (df, p, want) in [(4.0, 0.95, 2.131847), (10.0, 0.975, 2.228139), (f64::INFINITY, 0.95, 1.644854)] {
+            let got = Standard::new(df).quantile(p);
+            assert!((got - want).abs() < 1e-5, "df {df}: {got}");
+        }
+    }
+
+    #[test]
+    fn noise_pools_leader_and_candidate_repeats() {
+        // Leader deviations 0 .1 -.1 0 0 (ss .02), candidate .05 -.05 (ss .005): df 4 + 1.
+        let n = noise(&[1.0, 1.1, 0.9, 1.0, 1.0], &[0.55, 0.45], None).unwrap();
+        assert!((n.sd - (0.025_f64 / 5.0).sqrt()).abs() < 1e-12 && n.df == 5.0);
+        assert_eq!(noise(&[1.0], &[0.5, 0.6], Some(0.1)), Some(Noise { sd: 0.1, df: f64::INFINITY }));
+        assert_eq!(noise(&[1.0], &[0.5, 0.6], None), None);
+    }
+
+    #[test]
+    fn interval_of_known_case() {
+        // sd sqrt(.005), se = sd * sqrt(1 + 1/5) = sqrt(.006); half = t(.95; 4) * se.
+        let noise = Noise { sd: 0.005_f64.sqrt(), df: 4.0 };
+        let iv = interval(Goal::Minimize, &[1.0, 1.1, 0.9, 1.0, 1.0], &[0.5], noise, 0.9);
+        let half = 2.131847 * 0.006_f64.sqrt();
+        assert!((iv.improvement - 0.5).abs() < 1e-12);
+        assert!((iv.ci_low - (0.5 - half)).abs() < 1e-5 && (iv.ci_high - (0.5 + half)).abs() < 1e-5);
+        let even = interval(Goal::Maximize, &[1.0, 2.0], &[1.5], noise, 0.9);
+        assert!((even.prob_better - 0.5).abs() < 1e-12);
+    }
+}
