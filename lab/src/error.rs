@@ -17,6 +17,9 @@ pub enum Exit {
     /// A rule of the protocol refused the request: a second result without
     /// `--amend`, a database newer than this binary, a frozen file changed.
     Refused = 3,
+    /// `lab run`: the experiment crashed. Its result (verdict crash, with the
+    /// reason) is recorded; this is a result, not a failure of lab.
+    Crashed = 4,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,10 @@ impl LabError {
 
     pub fn failure(message: impl Into<String>) -> Self {
         Self { exit: Exit::Failure, message: message.into(), hint: None }
+    }
+
+    pub fn crashed(message: impl Into<String>) -> Self {
+        Self { exit: Exit::Crashed, message: message.into(), hint: None }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {

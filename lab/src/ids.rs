@@ -41,6 +41,7 @@ macro_rules! typed_id {
 
 typed_id!(HypothesisId, "h", "hypothesis");
 typed_id!(ExperimentId, "e", "experiment");
+typed_id!(QueueId, "q", "queue item");
 
 #[cfg(test)]
 mod tests {

@@ -2,16 +2,26 @@
 //! help text) and a `run(ctx, args)` function. Commands parse, call a library
 //! module, and print; SQL, git and Python live elsewhere.
 
+mod check;
 mod context;
+mod doctor;
 mod experiment;
 mod export;
 mod failures;
 mod hypothesis;
 mod import;
 mod init;
+mod leaves;
+mod lock;
 mod log;
+mod new;
+mod queue;
 mod result;
+mod run;
+mod show;
 mod sweep;
+mod templates;
+mod worker;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -31,6 +41,18 @@ pub enum Command {
     #[command(subcommand)]
     Import(import::ImportCommand),
     Export(export::ExportArgs),
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    New(new::NewArgs),
+    Templates(templates::TemplatesArgs),
+    Leaves(leaves::LeavesArgs),
+    Show(show::ShowArgs),
+    Lock(lock::LockArgs),
+    Check(check::CheckArgs),
+    Run(run::RunArgs),
+    Doctor(doctor::DoctorArgs),
+    #[command(name = "__worker", hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 impl Command {
@@ -46,6 +68,16 @@ impl Command {
             Self::Sweep(args) => sweep::run(ctx, args),
             Self::Import(command) => import::run(ctx, command),
             Self::Export(args) => export::run(ctx, args),
+            Self::Queue(command) => queue::run(ctx, command),
+            Self::New(args) => new::run(ctx, args),
+            Self::Templates(args) => templates::run(ctx, args),
+            Self::Leaves(args) => leaves::run(ctx, args),
+            Self::Show(args) => show::run(ctx, args),
+            Self::Lock(args) => lock::run(ctx, args),
+            Self::Check(args) => check::run(ctx, args),
+            Self::Run(args) => run::run(ctx, args),
+            Self::Doctor(args) => doctor::run(ctx, args),
+            Self::Worker(args) => worker::run(ctx, args),
         }
     }
 }

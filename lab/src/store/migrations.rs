@@ -135,6 +135,71 @@ const MIGRATIONS: &[(&str, &str)] = &[
         END;
         ",
     ),
+    (
+        "3: the candidate queue. Ideas wait here with a priority until an agent
+         claims one; a claim is an UPDATE inside an IMMEDIATE transaction, so two
+         agents never get the same item. Closed items stay, for duplicate checks.",
+        r"
+        CREATE TABLE queue (
+            id          INTEGER PRIMARY KEY,
+            leaf        TEXT,
+            title       TEXT NOT NULL CHECK (length(trim(title)) > 0),
+            mechanism   TEXT NOT NULL,
+            priority    INTEGER NOT NULL DEFAULT 0,
+            link        TEXT,
+            status      TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'claimed', 'done', 'dropped')),
+            claimed_by  TEXT,
+            claimed_at  TEXT,
+            closed_at   TEXT,
+            note        TEXT,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX queue_next ON queue (status, priority DESC, id) WHERE status = 'queued';
+        ",
+    ),
+    (
+        "4: runs executed by `lab run`. An experiment has one run per tier it went
+         through (a smoke run, then maybe a full one), each with how it ended, its
+         seed, device, budget and wall time, where its metric came from (the frozen
+         evaluate or the harness scoring predictions), the leaf.lock it ran under
+         (only runs under the same lock are compared), and its log tail. Files a
+         run produced (predictions, labels, per-sample errors) are a child table
+         with their sha256. `experiments.smoke` marks experiments that were only a
+         smoke check, so readers can leave them out of failures.",
+        r"
+        ALTER TABLE experiments ADD COLUMN smoke INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE runs (
+            id                 INTEGER PRIMARY KEY,
+            experiment_id      INTEGER NOT NULL REFERENCES experiments (id),
+            tier               TEXT NOT NULL CHECK (tier IN ('smoke', 'full')),
+            seed               INTEGER NOT NULL,
+            device             TEXT,
+            budget_s           REAL NOT NULL,
+            wall_s             REAL NOT NULL,
+            exit_reason        TEXT NOT NULL,
+            detail             TEXT,
+            exit_code          INTEGER,
+            signal             INTEGER,
+            metric_source      TEXT NOT NULL CHECK (metric_source IN ('evaluate', 'harness')),
+            frozen_lock_sha256 TEXT,
+            metrics            TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metrics)),
+            log_path           TEXT,
+            log_tail           TEXT,
+            started_at         TEXT NOT NULL,
+            finished_at        TEXT NOT NULL
+        );
+        CREATE INDEX runs_by_experiment ON runs (experiment_id, tier);
+        CREATE TABLE run_files (
+            run_id  INTEGER NOT NULL REFERENCES runs (id),
+            kind    TEXT NOT NULL CHECK (kind IN ('predictions', 'labels', 'errors')),
+            name    TEXT NOT NULL,
+            path    TEXT NOT NULL,
+            sha256  TEXT NOT NULL,
+            len     INTEGER,
+            PRIMARY KEY (run_id, kind, name)
+        ) WITHOUT ROWID;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

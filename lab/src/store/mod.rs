@@ -8,9 +8,12 @@
 //! a schema newer than this binary.
 
 mod fsck;
+pub mod leaves;
 mod migrations;
 pub mod queries;
+pub mod queue;
 pub mod records;
+pub mod runs;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

@@ -87,7 +87,14 @@ impl TestLab {
         let out = std::process::Command::new("git")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=lab-test", "-c", "user.email=lab-test@example.com", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=lab-test",
+                "-c",
+                "user.email=lab-test@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(self.root())
             .output()
@@ -121,7 +128,12 @@ pub fn repo_root() -> PathBuf {
 /// The tallies kept by triggers equal the counts recomputed from the rows.
 pub fn assert_tallies_exact(conn: &rusqlite::Connection) {
     let rows = |sql: &str| -> Vec<(String, String, i64)> {
-        conn.prepare(sql).unwrap().query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let recomputed = rows(
         "SELECT * FROM (

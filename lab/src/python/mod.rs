@@ -1,0 +1,111 @@
+//! The worker: the only place that touches pyo3 and numpy.
+//!
+//! `lab __worker SPEC` runs [`worker_main`] in a process the supervisor spawned
+//! in its own process group, with stdout and stderr already pointing at the
+//! run's log and `PYTHONEXECUTABLE` naming the project's virtual environment (so
+//! the embedded interpreter uses its packages). The worker asks to die with its
+//! supervisor, checks the interpreter is the one it was built against, installs
+//! the `lab` module, runs its [`Phase`](crate::runner::protocol::Phase) and
+//! writes what happened as events. A user exception or `sys.exit` is reported
+//! and the worker ends in order; `os._exit`, a segfault or a kill end it at once,
+//! and the supervisor tells those apart by the missing `Done` event.
+
+mod failure;
+mod module;
+mod phases;
+
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use nix::sys::signal::{SigSet, Signal};
+use pyo3::prelude::*;
+
+use crate::runner::env::{BUILD_PYTHON_PREFIX, BUILD_PYTHON_VERSION};
+use crate::runner::protocol::{Event, WorkerSpec};
+
+/// Run one worker; returns the process exit status (0: ended in order, 1: the
+/// leaf's code failed, 2: the worker could not start).
+pub fn worker_main(spec_path: &Path) -> Result<i32> {
+    // Without this a killed supervisor would leave the worker running.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("cannot ask to die with the supervisor")?;
+    // The supervisor may block signals it waits for; the leaf's code gets defaults.
+    let _ = SigSet::all().thread_unblock();
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("cannot read the worker spec `{}`", spec_path.display()))?;
+    let spec: WorkerSpec = serde_json::from_str(&text).context("malformed worker spec")?;
+    if nix::unistd::getppid().as_raw() != spec.supervisor_pid {
+        bail!("the supervisor (pid {}) is gone", spec.supervisor_pid);
+    }
+    let events = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.events)
+        .with_context(|| format!("cannot open `{}`", spec.events.display()))?;
+    let phase = spec.phase.clone();
+    module::init_state(spec, events);
+    let failed = Python::attach(|py| -> Result<bool> {
+        if let Err(message) = check_interpreter(py) {
+            module::emit(&Event::Environment { message: message.clone() });
+            eprintln!("lab worker: {message}");
+            return Ok(true);
+        }
+        let lab = setup(py).map_err(|e| anyhow::anyhow!("cannot set up the interpreter: {e}"))?;
+        let outcome = phases::run(py, &lab, &phase);
+        if let Err(err) = &outcome {
+            module::emit(&failure::event(py, err));
+        }
+        module::resolve_device(py, false);
+        flush_std_streams(py);
+        Ok(outcome.is_err())
+    })?;
+    module::emit(&Event::Done);
+    Ok(i32::from(failed))
+}
+
+/// The interpreter's version must be the build's: the loader may have found
+/// another libpython with the same soname (RUNPATH yields to LD_LIBRARY_PATH).
+fn check_interpreter(py: Python<'_>) -> Result<(), String> {
+    let sys = py.import("sys").map_err(|e| e.to_string())?;
+    let found: (u32, u32, u32) = sys
+        .getattr("version_info")
+        .and_then(|v| Ok((v.get_item(0)?.extract()?, v.get_item(1)?.extract()?, v.get_item(2)?.extract()?)))
+        .map_err(|e| e.to_string())?;
+    let found = format!("{}.{}.{}", found.0, found.1, found.2);
+    let prefix: String = sys.getattr("base_prefix").and_then(|p| p.extract()).unwrap_or_default();
+    match BUILD_PYTHON_VERSION {
+        Some(expected) if expected != found => Err(format!(
+            "this lab was built against Python {expected} ({}) but loaded Python {found} from `{prefix}`: \
+             another libpython was found first (check LD_LIBRARY_PATH), or rebuild lab with PYO3_PYTHON set",
+            BUILD_PYTHON_PREFIX.unwrap_or("?")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The `lab` module, faulthandler, the leaf on `sys.path`. The leaf seeds its
+/// own generators from `lab.seed()` (`PYTHONHASHSEED` is set from it too);
+/// importing `random` here would cost every run a few milliseconds.
+fn setup(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let state = module::state();
+    let lab = module::install(py)?;
+    py.import("faulthandler")?.call_method0("enable")?;
+    let sys = py.import("sys")?;
+    let leaf_dir = state.spec.leaf_dir.display().to_string();
+    sys.getattr("path")?.call_method1("insert", (0, &leaf_dir))?;
+    sys.setattr("argv", vec![leaf_dir])?;
+    let executable: String = sys.getattr("executable")?.extract()?;
+    let prefix: String = sys.getattr("prefix")?.extract()?;
+    let python: String = sys.getattr("version")?.extract()?;
+    module::emit(&Event::Started { python, executable, prefix });
+    Ok(lab)
+}
+
+/// The interpreter is never finalised (atexit does not run): flush by hand.
+fn flush_std_streams(py: Python<'_>) {
+    if let Ok(sys) = py.import("sys") {
+        for stream in ["stdout", "stderr"] {
+            let _ = sys.getattr(stream).and_then(|s| s.call_method0("flush"));
+        }
+    }
+}

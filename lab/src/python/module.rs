@@ -1,0 +1,240 @@
+//! The `lab` Python module, implemented in Rust and placed in `sys.modules`
+//! before any leaf code runs, so `import lab` finds it without a file on disk.
+//!
+//! Its functions read the worker's [`State`] (set once, before the interpreter
+//! starts) and speak to the supervisor only through [`emit`]: progress, device
+//! and predictions become events. Nothing here can produce the result metric:
+//! that comes from the frozen evaluate (in-process mode) or from the supervisor
+//! scoring predictions itself (predictions mode).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use numpy::{AllowTypeChange, PyArrayLikeDyn};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
+use serde_json::{Map, Value};
+
+use crate::leaf::manifest::DevicePreference;
+use crate::runner::protocol::{Event, WorkerSpec, encode_number};
+
+/// The worker's side of one run.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub spec: WorkerSpec,
+    events: Mutex<File>,
+    device: OnceLock<String>,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+/// `lab.inputs()`: the unlabelled inputs handed to `predict` (predictions mode).
+static INPUTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+pub(crate) fn init_state(spec: WorkerSpec, events: File) {
+    let _ = STATE.set(State { spec, events: Mutex::new(events), device: OnceLock::new() });
+}
+
+pub(crate) fn state() -> &'static State {
+    STATE.get().expect("the worker state is set before the interpreter starts")
+}
+
+pub(crate) fn set_inputs(py: Python<'_>, inputs: Py<PyAny>) {
+    let _ = INPUTS.set(py, inputs);
+}
+
+/// Append one event line and flush it: the supervisor may be reading, and the
+/// process may be killed at any moment after this returns.
+pub(crate) fn emit(event: &Event) {
+    let Some(state) = STATE.get() else { return };
+    let mut line = serde_json::to_string(event).expect("events serialize");
+    line.push('\n');
+    let mut file = state.events.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+        eprintln!("lab worker: cannot write an event: {e}");
+    }
+}
+
+/// Install the module as `sys.modules["lab"]`.
+pub(crate) fn install(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let module = PyModule::new(py, "lab")?;
+    module.setattr("__doc__", "The lab harness, as seen from a leaf's code (implemented in Rust).")?;
+    module.add_function(wrap_pyfunction!(deadline, &module)?)?;
+    module.add_function(wrap_pyfunction!(time_left, &module)?)?;
+    module.add_function(wrap_pyfunction!(device, &module)?)?;
+    module.add_function(wrap_pyfunction!(seed, &module)?)?;
+    module.add_function(wrap_pyfunction!(smoke, &module)?)?;
+    module.add_function(wrap_pyfunction!(report, &module)?)?;
+    module.add_function(wrap_pyfunction!(save_predictions, &module)?)?;
+    module.add_function(wrap_pyfunction!(leaf_dir, &module)?)?;
+    module.add_function(wrap_pyfunction!(data_dir, &module)?)?;
+    module.add_function(wrap_pyfunction!(inputs, &module)?)?;
+    module.add_function(wrap_pyfunction!(settings, &module)?)?;
+    module.add_function(wrap_pyfunction!(log, &module)?)?;
+    py.import("sys")?.getattr("modules")?.set_item("lab", &module)?;
+    Ok(module)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Unix time (seconds) by which training must be over; the run is killed then.
+#[pyfunction]
+fn deadline() -> f64 {
+    state().spec.deadline
+}
+
+/// Seconds until the deadline (never negative).
+#[pyfunction]
+fn time_left() -> f64 {
+    (state().spec.deadline - unix_now()).max(0.0)
+}
+
+/// "cuda" when the leaf may use a GPU and torch sees one, else "cpu".
+#[pyfunction]
+fn device(py: Python<'_>) -> String {
+    resolve_device(py, true)
+}
+
+/// The device, resolved once. `import_torch` is false at the end of a run: a
+/// run that never imported torch ran on the CPU, and importing it then would
+/// only cost a second.
+pub(crate) fn resolve_device(py: Python<'_>, import_torch: bool) -> String {
+    let state = state();
+    if let Some(device) = state.device.get() {
+        return device.clone();
+    }
+    let imported =
+        || -> bool { py.import("sys").and_then(|s| s.getattr("modules")?.contains("torch")).unwrap_or(false) };
+    let device = match state.spec.device {
+        DevicePreference::Cpu => "cpu".to_owned(),
+        _ if !import_torch && !imported() => "cpu".to_owned(),
+        preference => {
+            let cuda = py
+                .import("torch")
+                .and_then(|torch| torch.getattr("cuda")?.call_method0("is_available")?.extract::<bool>())
+                .unwrap_or(false);
+            if !cuda && preference == DevicePreference::Cuda {
+                write_stderr(py, "[lab] leaf.yaml prefers cuda but torch sees no GPU: running on cpu");
+            }
+            if cuda { "cuda" } else { "cpu" }.to_owned()
+        }
+    };
+    let device = state.device.get_or_init(|| device).clone();
+    // Child processes read it from their `lab` module (see runner/env.rs).
+    let _ = py.import("os").and_then(|os| os.getattr("environ")?.set_item("LAB_DEVICE", &device));
+    emit(&Event::Device { device: device.clone() });
+    device
+}
+
+/// The run's seed, chosen and recorded by the supervisor.
+#[pyfunction]
+fn seed() -> u64 {
+    state().spec.seed
+}
+
+/// True in the smoke tier: a short budget that only checks the code runs.
+#[pyfunction]
+fn smoke() -> bool {
+    state().spec.smoke
+}
+
+/// Progress metrics (`lab.report(step=10, loss=0.3)`): shown live by the
+/// supervisor, never taken as the result.
+#[pyfunction]
+#[pyo3(signature = (**metrics))]
+fn report(metrics: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let mut map = Map::new();
+    for (key, value) in metrics.into_iter().flat_map(|d| d.iter()) {
+        map.insert(key.extract::<String>()?, to_json_value(&value)?);
+    }
+    emit(&Event::Report { metrics: map });
+    Ok(())
+}
+
+/// A number as JSON (NaN and infinities encoded), anything else as its `str`.
+pub(crate) fn to_json_value(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if value.is_instance_of::<PyString>() {
+        return Ok(Value::String(value.extract()?));
+    }
+    match value.extract::<f64>() {
+        Ok(x) => Ok(encode_number(x)),
+        Err(_) => Ok(Value::String(value.str()?.to_string())),
+    }
+}
+
+/// Save an array of predictions as `<run dir>/predictions/<name>.npy`; the
+/// supervisor fingerprints it. Returns the path.
+#[pyfunction]
+fn save_predictions(name: &str, array: PyArrayLikeDyn<'_, f64, AllowTypeChange>) -> PyResult<String> {
+    let path = write_predictions(name, &array.as_array().to_owned())?;
+    Ok(path.display().to_string())
+}
+
+pub(crate) fn write_predictions(name: &str, array: &ndarray::ArrayD<f64>) -> PyResult<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(PyValueError::new_err(format!("invalid predictions name {name:?}: use letters, digits, _ - .")));
+    }
+    let dir = state().spec.run_dir.join("predictions");
+    std::fs::create_dir_all(&dir).map_err(|e| PyRuntimeError::new_err(format!("cannot create {dir:?}: {e}")))?;
+    let path = dir.join(format!("{name}.npy"));
+    ndarray_npy::write_npy(&path, array)
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot write {}: {e}", path.display())))?;
+    emit(&Event::Prediction { name: name.to_owned(), path: path.clone(), len: array.len() });
+    Ok(path)
+}
+
+/// The leaf's directory (also the working directory and first on `sys.path`).
+#[pyfunction]
+fn leaf_dir() -> String {
+    state().spec.leaf_dir.display().to_string()
+}
+
+/// `.lab/data/<leaf>/`: a cache for prepared data, shared by the leaf's runs.
+#[pyfunction]
+fn data_dir() -> PyResult<String> {
+    let dir = &state().spec.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| PyRuntimeError::new_err(format!("cannot create {dir:?}: {e}")))?;
+    Ok(dir.display().to_string())
+}
+
+/// Predictions mode: the unlabelled inputs by split (`{"val": X, "holdout": X}`); else None.
+#[pyfunction]
+fn inputs(py: Python<'_>) -> Option<Py<PyAny>> {
+    INPUTS.get(py).map(|i| i.clone_ref(py))
+}
+
+/// The `settings` of leaf.yaml, as a dict.
+#[pyfunction]
+fn settings(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let text = Value::Object(state().spec.settings.clone()).to_string();
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+/// A line in the run's log (`run.log`), marked as coming from the leaf.
+#[pyfunction]
+fn log(py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<()> {
+    write_stderr(py, &format!("[lab] {}", msg.str()?));
+    Ok(())
+}
+
+/// Through Python's `sys.stderr`, so the line lands in order with the leaf's output.
+pub(crate) fn write_stderr(py: Python<'_>, line: &str) {
+    let written = py.import("sys").and_then(|sys| {
+        let err = sys.getattr("stderr")?;
+        err.call_method1("write", (format!("{line}\n"),))?;
+        err.call_method0("flush").map(drop)
+    });
+    if written.is_err() {
+        eprintln!("{line}");
+    }
+}

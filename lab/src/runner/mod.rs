@@ -1,0 +1,28 @@
+//! The supervisor: runs a leaf's code in worker processes under a budget and
+//! turns what happened into recorded runs, a verdict and, with `--decide`, a
+//! commit or a restore. No pyo3 here: the worker side lives in `python/`, and
+//! the two meet only through a process boundary ([`protocol`]).
+//!
+//! Layout: `protocol` (spec and events), `env` (virtual environment, worker
+//! command), `launch` (one worker for one phase), `supervise` (deadline, kill,
+//! reap), `outcome` (why a run ended), `progress` (live stderr line), `tier`
+//! (the workers of a smoke or full tier), `predictions` (prepared data cache and
+//! harness scoring), `integrity` (lock and mutable-file checks), `decide` (the
+//! verdict until the statistical gate is wired), `session` (the whole `lab run`),
+//! `doctor` (`lab doctor`'s worker).
+
+mod decide;
+pub mod doctor;
+pub mod env;
+pub mod integrity;
+mod launch;
+pub mod outcome;
+pub mod predictions;
+pub mod progress;
+pub mod protocol;
+pub mod session;
+pub mod supervise;
+mod tier;
+
+pub use outcome::ExitReason;
+pub use session::{RunOptions, RunSummary, run};

@@ -1,0 +1,129 @@
+//! Live progress on stderr: elapsed / budget and the last reported metrics.
+//!
+//! On a terminal one line is redrawn a few times a second; otherwise (an agent
+//! reading a pipe) a line is printed only when something new was reported, at
+//! most every [`PIPE_EVERY`], so logs stay short. `--quiet` disables it.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::protocol::{Event, decode_number};
+
+const TTY_EVERY: Duration = Duration::from_millis(250);
+const PIPE_EVERY: Duration = Duration::from_secs(10);
+/// Progress lines are cut to this many characters.
+const WIDTH: usize = 100;
+
+#[derive(Debug)]
+pub struct Progress {
+    enabled: bool,
+    tty: bool,
+    label: String,
+    budget: Duration,
+    last: Option<Map<String, Value>>,
+    fresh: bool,
+    drawn_at: Option<Instant>,
+}
+
+impl Progress {
+    pub fn new(enabled: bool, label: String, budget: Duration) -> Self {
+        Self { enabled, tty: std::io::stderr().is_terminal(), label, budget, last: None, fresh: false, drawn_at: None }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        if let Event::Report { metrics } = event {
+            self.last = Some(metrics.clone());
+            self.fresh = true;
+        }
+    }
+
+    pub fn tick(&mut self, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let due = |every| self.drawn_at.is_none_or(|t: Instant| t.elapsed() >= every);
+        if self.tty && due(TTY_EVERY) {
+            let line = self.line(elapsed);
+            eprint!("\r\x1b[2K{line}");
+        } else if !self.tty && self.fresh && due(PIPE_EVERY) {
+            eprintln!("{}", self.line(elapsed));
+        } else {
+            return;
+        }
+        let _ = std::io::stderr().flush();
+        self.drawn_at = Some(Instant::now());
+        self.fresh = false;
+    }
+
+    /// Clear the redrawn line before the summary is printed.
+    pub fn finish(&mut self) {
+        if self.enabled && self.tty && self.drawn_at.is_some() {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    fn line(&self, elapsed: Duration) -> String {
+        let mut line = format!("lab: {} {} / {}", self.label, clock(elapsed), clock(self.budget));
+        for (name, value) in self.last.iter().flatten() {
+            let shown = match decode_number(value) {
+                Some(x) => format_number(x),
+                None => value.as_str().map_or_else(|| value.to_string(), str::to_owned),
+            };
+            line.push_str(&format!("  {name}={shown}"));
+        }
+        if line.chars().count() > WIDTH {
+            line = line.chars().take(WIDTH - 1).chain(['…']).collect();
+        }
+        line
+    }
+}
+
+/// `m:ss`, or `h:mm:ss` past an hour.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// Short, readable numbers: integers bare, others with 4 significant digits.
+pub fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) {
+        format!("{x:.3e}")
+    } else {
+        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
+        format!("{x:.digits$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clocks_and_numbers_read_well() {
+        assert_eq!(clock(Duration::from_secs(42)), "0:42");
+        assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
+        assert_eq!(format_number(100.0), "100");
+        assert_eq!(format_number(0.99312), "0.9931");
+        assert_eq!(format_number(12.3456), "12.35");
+        assert_eq!(format_number(0.00012), "1.200e-4");
+        assert_eq!(format_number(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn a_line_shows_the_last_report() {
+        let mut p = Progress::new(true, "e3 full".into(), Duration::from_secs(300));
+        let mut metrics = Map::new();
+        metrics.insert("loss".into(), serde_json::json!(0.5));
+        metrics.insert("note".into(), serde_json::json!("warmup"));
+        p.event(&Event::Report { metrics });
+        assert_eq!(p.line(Duration::from_secs(61)), "lab: e3 full 1:01 / 5:00  loss=0.5000  note=warmup");
+    }
+}

@@ -1,0 +1,335 @@
+//! `lab run` from start to recorded result: check, record, run the tiers,
+//! decide, and keep or restore files.
+//!
+//! Order matters. Integrity checks come before anything is written, so a
+//! refusal leaves no trace. The experiment row is written before the worker
+//! starts (with this process's pid, watched: if the supervisor dies the
+//! experiment shows as stale). Each tier's run row is written as soon as it
+//! ends. A keep commits before the result is recorded, so a recorded keep
+//! always has its commit. Without `--decide` no file is touched.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use super::decide::{self, Decision};
+use super::env;
+use super::integrity::{self, Checked};
+use super::launch::Host;
+use super::outcome::ExitReason;
+use super::tier::{TierPlan, TierRun, run_tier};
+use crate::error::LabError;
+use crate::fingerprint;
+use crate::gate::Goal;
+use crate::ids::{ExperimentId, HypothesisId};
+use crate::leaf::{Leaf, lock};
+use crate::root::LabRoot;
+use crate::store::Store;
+use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
+use crate::store::runs::{self, Leader, MetricSource, NewRun, Tier};
+use crate::{stale, vcs};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub leaf_dir: PathBuf,
+    /// `--smoke`: only the smoke tier; never a keep.
+    pub smoke_only: bool,
+    /// `--no-smoke`: with `--decide`, go straight to the full tier.
+    pub skip_smoke: bool,
+    pub decide: bool,
+    pub budget: Option<Duration>,
+    pub hypothesis: Option<HypothesisId>,
+    pub message: Option<String>,
+    pub seed: Option<u64>,
+    pub quiet: bool,
+}
+
+/// What `lab run` prints (and `--json` serialises).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub experiment: String,
+    pub hypothesis: String,
+    pub leaf: String,
+    pub verdict: Verdict,
+    pub decided: bool,
+    pub metric: String,
+    pub goal: Goal,
+    pub value: Option<f64>,
+    pub metrics: Metrics,
+    pub metric_source: MetricSource,
+    pub tier: Tier,
+    pub exit_reason: ExitReason,
+    pub detail: String,
+    pub traceback: Option<String>,
+    pub wall_s: f64,
+    pub budget_s: f64,
+    pub device: String,
+    pub seed: u64,
+    pub log: String,
+    pub leader: Option<Leader>,
+    pub note: String,
+    pub commit: Option<String>,
+    pub patch: Option<String>,
+    /// From the kill at the deadline to the last process gone.
+    pub teardown_s: Option<f64>,
+    /// Predictions, labels and per-sample errors, with their sha256.
+    pub files: Vec<runs::RunFile>,
+}
+
+pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
+    let leaf = Leaf::load(&opts.leaf_dir)?;
+    let checked = integrity::check(&leaf)?;
+    let lock_text = lock::Lock::read(&leaf.dir)?.context("leaf.lock vanished")?.render();
+    let lock_sha256 = fingerprint::sha256_hex(lock_text.as_bytes());
+    let tiers = plan_tiers(&leaf, &opts);
+    let planned: Duration = tiers.iter().map(|(_, b)| *b).sum::<Duration>()
+        + if leaf.manifest.entry.is_predictions() { leaf.manifest.budget.full } else { Duration::ZERO };
+    let seed = opts.seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
+    let (experiment, hypothesis) = record_experiment(store, &leaf, &opts, planned)?;
+    let job = Job { leaf, checked, lock_sha256, tiers, seed, experiment, hypothesis };
+    match execute(lab, store, &opts, &job) {
+        Ok(summary) => Ok(summary),
+        Err(err) => {
+            // Best effort: an experiment lab itself failed on is closed as a crash, not left running.
+            let note = format!("lab failed while running it: {err:#}");
+            let _ = store.write(|tx| records::add_result(tx, &crash_result(experiment, note), false));
+            Err(err)
+        }
+    }
+}
+
+/// What is settled before the first worker starts.
+#[derive(Debug)]
+struct Job {
+    leaf: Leaf,
+    checked: Checked,
+    lock_sha256: String,
+    tiers: Vec<(Tier, Duration)>,
+    seed: u64,
+    experiment: ExperimentId,
+    hypothesis: (HypothesisId, String),
+}
+
+/// Smoke only; smoke then full (`--decide`, unless `--no-smoke`); or full only.
+fn plan_tiers(leaf: &Leaf, opts: &RunOptions) -> Vec<(Tier, Duration)> {
+    let budget = &leaf.manifest.budget;
+    let full = opts.budget.unwrap_or(budget.full);
+    if opts.smoke_only {
+        return vec![(Tier::Smoke, opts.budget.unwrap_or(budget.smoke))];
+    }
+    if opts.decide && !opts.skip_smoke {
+        return vec![(Tier::Smoke, budget.smoke.min(full)), (Tier::Full, full)];
+    }
+    vec![(Tier::Full, full)]
+}
+
+fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Result<RunSummary> {
+    let (leaf, experiment) = (&job.leaf, job.experiment);
+    let run_root = lab.data_dir.join("runs").join(experiment.to_string());
+    std::fs::create_dir_all(&run_root).with_context(|| format!("cannot create `{}`", run_root.display()))?;
+    let log_path = run_root.join("run.log");
+    let host = Host {
+        venv: env::find_venv(Some(&lab.dir))?,
+        module_dir: env::child_module_dir(&lab.data_dir)?,
+        quiet: opts.quiet,
+        leaf: leaf.name().to_owned(),
+        leaf_dir: leaf.dir.clone(),
+        data_dir: lab.data_dir.join("data").join(leaf.name()),
+        seed: job.seed,
+        device: leaf.manifest.device,
+        settings: leaf.manifest.settings.clone(),
+        log: std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?,
+    };
+    let mut last: Option<TierRun> = None;
+    for &(tier, budget) in &job.tiers {
+        let plan = TierPlan {
+            leaf,
+            tier,
+            budget,
+            dir: run_root.join(tier.as_str()),
+            log_path: &log_path,
+            lock_sha256: &job.lock_sha256,
+            label: experiment.to_string(),
+        };
+        let result = run_tier(&host, &plan)?;
+        let row = new_run(experiment, &result, job.seed, &job.lock_sha256, &log_path);
+        store.write(|tx| runs::add_run(tx, &row))?;
+        let ok = result.outcome.ok();
+        last = Some(result);
+        if !ok {
+            break;
+        }
+    }
+    let last = last.expect("at least one tier runs");
+    let decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256)?;
+    let (commit, patch) = apply(job, opts, &decision, &last, &run_root)?;
+    let result = NewResult {
+        metrics: last.metrics.clone(),
+        note: Some(decision.note.clone()),
+        verdict: decision.verdict,
+        ..crash_result(experiment, String::new())
+    };
+    store.write(|tx| records::add_result(tx, &result, false))?;
+    Ok(summary(job, opts, last, decision, commit, patch, log_path))
+}
+
+fn crash_result(experiment: ExperimentId, note: String) -> NewResult {
+    NewResult {
+        experiment,
+        verdict: Verdict::Crash,
+        metrics: Metrics::new(),
+        mechanism: None,
+        theory_revision: None,
+        note: Some(note),
+        created_at: records::now(),
+    }
+}
+/// The hypothesis (given, new from `-m`, or the leaf's standing one) and the experiment row.
+fn record_experiment(
+    store: &mut Store,
+    leaf: &Leaf,
+    opts: &RunOptions,
+    planned: Duration,
+) -> Result<(ExperimentId, (HypothesisId, String))> {
+    let snapshot = vcs::snapshot(&leaf.dir)?;
+    let no_leader = !decide::has_kept(store, leaf.name())?;
+    store.write(|tx| {
+        let hypothesis = match (&opts.hypothesis, &opts.message) {
+            (Some(h), _) => {
+                let owner = records::hypothesis_leaf(tx, *h)?;
+                if owner.as_deref().is_some_and(|o| o != leaf.name()) {
+                    return Err(LabError::usage(format!(
+                        "{h} belongs to leaf `{}`, not `{}`",
+                        owner.unwrap_or_default(),
+                        leaf.name()
+                    ))
+                    .into());
+                }
+                *h
+            }
+            (None, Some(text)) => records::add_hypothesis(
+                tx,
+                &NewHypothesis {
+                    title: text.clone(),
+                    mechanism: String::new(),
+                    leaf: Some(leaf.name().to_owned()),
+                    prediction: None,
+                    created_at: records::now(),
+                },
+            )?,
+            (None, None) => runs::auto_hypothesis(tx, leaf.name(), if no_leader { "baseline" } else { "run" })?,
+        };
+        let title = runs::hypothesis_title(tx, hypothesis)?;
+        let experiment = records::add_experiment(
+            tx,
+            &NewExperiment {
+                hypothesis,
+                leaf: Some(leaf.name().to_owned()),
+                snapshot,
+                host: stale::host_name(),
+                pid: Some(i64::from(std::process::id())),
+                watch_pid: true,
+                budget_s: Some(planned.as_secs_f64()),
+                started_at: records::now(),
+            },
+        )?;
+        if opts.smoke_only {
+            runs::mark_smoke(tx, experiment)?;
+        }
+        Ok((experiment, (hypothesis, title)))
+    })
+}
+
+fn new_run(experiment: ExperimentId, r: &TierRun, seed: u64, lock: &str, log: &std::path::Path) -> NewRun {
+    NewRun {
+        experiment,
+        tier: r.tier,
+        seed,
+        device: r.outcome.device.clone(),
+        budget_s: r.budget.as_secs_f64(),
+        wall_s: r.wall.as_secs_f64(),
+        exit_reason: r.outcome.reason.as_str().to_owned(),
+        detail: Some(r.outcome.detail.clone()).filter(|d| !d.is_empty()),
+        exit_code: r.outcome.exit_code,
+        signal: r.outcome.signal,
+        metric_source: r.source,
+        frozen_lock_sha256: Some(lock.to_owned()),
+        metrics: r.metrics.clone(),
+        log_path: Some(log.display().to_string()),
+        log_tail: Some(r.log_tail.clone()),
+        started_at: r.started_at.clone(),
+        finished_at: r.finished_at.clone(),
+        files: r.files.clone(),
+    }
+}
+
+/// Keep: commit exactly the changed mutable files. Discard or crash: save
+/// their diff as `candidate.patch`, then restore them. Only with `--decide`,
+/// and never after an environment failure: the candidate did not run at all.
+fn apply(
+    job: &Job,
+    opts: &RunOptions,
+    decision: &Decision,
+    last: &TierRun,
+    run_root: &std::path::Path,
+) -> Result<(Option<String>, Option<String>)> {
+    let (leaf, checked, experiment) = (&job.leaf, &job.checked, job.experiment);
+    if !opts.decide || checked.mutable_changes.is_empty() || last.outcome.reason == ExitReason::Environment {
+        return Ok((None, None));
+    }
+    let paths = &checked.mutable_changes;
+    if decision.verdict == Verdict::Keep {
+        let metric = &leaf.manifest.metric.name;
+        let value = last.metrics.get(metric).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+        let message = format!("lab: keep {experiment} {metric}={value} ({})", job.hypothesis.1);
+        let commit = vcs::commit_paths(&checked.workdir, paths, &message)?;
+        return Ok((Some(commit), None));
+    }
+    let patch_path = run_root.join("candidate.patch");
+    std::fs::write(&patch_path, vcs::patch_of(&checked.workdir, paths)?)
+        .with_context(|| format!("cannot write `{}`", patch_path.display()))?;
+    vcs::restore_paths(&checked.workdir, paths)?;
+    Ok((None, Some(patch_path.display().to_string())))
+}
+
+fn summary(
+    job: &Job,
+    opts: &RunOptions,
+    last: TierRun,
+    decision: Decision,
+    commit: Option<String>,
+    patch: Option<String>,
+    log: PathBuf,
+) -> RunSummary {
+    let (leaf, experiment, hypothesis, seed) = (&job.leaf, job.experiment, &job.hypothesis, job.seed);
+    let metric = leaf.manifest.metric.name.clone();
+    RunSummary {
+        experiment: experiment.to_string(),
+        hypothesis: hypothesis.0.to_string(),
+        leaf: leaf.name().to_owned(),
+        verdict: decision.verdict,
+        decided: opts.decide,
+        value: last.metrics.get(&metric).and_then(serde_json::Value::as_f64),
+        goal: leaf.manifest.metric.goal,
+        metric,
+        metrics: last.metrics.clone(),
+        metric_source: last.source,
+        tier: last.tier,
+        exit_reason: last.outcome.reason,
+        detail: last.outcome.detail.clone(),
+        traceback: last.outcome.traceback.clone(),
+        wall_s: last.wall.as_secs_f64(),
+        budget_s: last.budget.as_secs_f64(),
+        device: last.outcome.device.clone().unwrap_or_else(|| "cpu".into()),
+        seed,
+        log: log.display().to_string(),
+        leader: decision.leader,
+        note: decision.note,
+        commit,
+        patch,
+        teardown_s: last.teardown.map(|d| d.as_secs_f64()),
+        files: last.files.clone(),
+    }
+}
