@@ -7,44 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestLab, repo_root};
+use common::{TestLab, lab_with, repo_root, require_venv};
 use rusqlite::Connection;
 use serde_json::Value;
-
-/// The venv these tests need; missing numpy is a failure with a fix, not a skip.
-fn require_venv() {
-    let python = repo_root().join(".venv/bin/python");
-    let out = std::process::Command::new(&python).args(["-c", "import numpy"]).output();
-    let ok = out.as_ref().is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "these tests need {} with numpy installed: run scripts/setup (python3 -m venv .venv && .venv/bin/pip install numpy)\n{out:?}",
-        python.display()
-    );
-}
-
-/// A lab root that is a git repository holding the named fixture leaves, committed.
-fn lab_with(leaves: &[&str]) -> TestLab {
-    require_venv();
-    let lab = TestLab::new();
-    lab.git(&["init", "-q"]);
-    for name in leaves {
-        copy_dir(&repo_root().join("lab/tests/fixtures/leaves").join(name), &lab.path(&format!("leaves/{name}")));
-    }
-    lab.git(&["add", "-A"]);
-    lab.git(&["commit", "-qm", "leaves"]);
-    lab
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
 
 /// `lab run ARGS --json -q`, requiring exit `code`; the parsed summary.
 fn run(lab: &TestLab, args: &[&str], code: i32) -> Value {

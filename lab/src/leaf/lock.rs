@@ -133,6 +133,14 @@ impl Lock {
     }
 
     /// The lock recorded in `leaf_dir`, if there is one.
+    /// The sha256 of the leaf's lock as written: what runs compare by (only runs
+    /// under the same lock are comparable).
+    pub fn sha256(leaf_dir: &Path) -> Result<String> {
+        let lock = Self::read(leaf_dir)?
+            .ok_or_else(|| LabError::usage(format!("`{}` has no leaf.lock", leaf_dir.display())).hint("run `lab lock`"))?;
+        Ok(fingerprint::sha256_hex(lock.render().as_bytes()))
+    }
+
     pub fn read(leaf_dir: &Path) -> Result<Option<Self>> {
         let path = leaf_dir.join(FILE);
         match fs::read_to_string(&path) {

@@ -28,7 +28,7 @@ use crate::runner::protocol::{Event, Phase, prepared};
 pub(crate) fn run(py: Python<'_>, lab: &Bound<'_, PyModule>, phase: &Phase) -> PyResult<()> {
     match phase {
         Phase::Train { train, evaluate } => train_and_evaluate(py, lab, train, evaluate),
-        Phase::Prepare { data, out } => prepare(py, lab, data, out),
+        Phase::Prepare { data, out, submission } => prepare(py, lab, data, out, submission.as_deref()),
         Phase::Predict { predict, prepared } => predict_phase(py, lab, predict, prepared),
         Phase::Doctor => doctor(py),
     }
@@ -75,7 +75,7 @@ fn refuse(message: String) -> PyResult<()> {
 /// The frozen `data(lab)` returns `{"train": (X, y), "val": (X, y), "holdout": (X, y)}`
 /// (holdout optional). Inputs and the training split are pickled; labels are
 /// written as float64 .npy for the supervisor alone.
-fn prepare(py: Python<'_>, lab: &Bound<'_, PyModule>, data: &str, out: &Path) -> PyResult<()> {
+fn prepare(py: Python<'_>, lab: &Bound<'_, PyModule>, data: &str, out: &Path, submission: Option<&str>) -> PyResult<()> {
     let splits = target(py, data)?.call1((lab,))?;
     let Ok(splits) = splits.cast::<PyDict>() else {
         return refuse("data must return a dict of splits: {\"train\": (X, y), \"val\": (X, y), ...}".into());
@@ -112,6 +112,18 @@ fn prepare(py: Python<'_>, lab: &Bound<'_, PyModule>, data: &str, out: &Path) ->
         ndarray_npy::write_npy(out.join(prepared::labels(split)), &labels)
             .map_err(|e| PyValueError::new_err(format!("cannot write labels of `{split}`: {e}")))?;
     }
+    if let Some(pair) = splits.get_item(prepared::SUBMISSION)? {
+        let Ok((x, _)) = pair.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>() else {
+            return refuse("data's `submission` must be a pair (X, None)".into());
+        };
+        dump(&x, &prepared::inputs(prepared::SUBMISSION))?;
+    }
+    if let Some(rows) = submission {
+        let rows = target(py, rows)?.call1((lab,))?;
+        let text: String = py.import("json")?.call_method1("dumps", (rows,))?.extract()?;
+        std::fs::write(out.join(prepared::SUBMISSION_ROWS), text)
+            .map_err(|e| PyValueError::new_err(format!("cannot write the submission rows: {e}")))?;
+    }
     emit(&Event::Final { metrics: Map::new() });
     Ok(())
 }
@@ -126,7 +138,7 @@ fn predict_phase(py: Python<'_>, lab: &Bound<'_, PyModule>, predict: &str, dir: 
     };
     let train = load(prepared::TRAIN)?;
     let inputs = PyDict::new(py);
-    for split in prepared::SPLITS {
+    for split in prepared::SPLITS.into_iter().chain([prepared::SUBMISSION]) {
         if dir.join(prepared::inputs(split)).is_file() {
             inputs.set_item(split, load(&prepared::inputs(split))?)?;
         }

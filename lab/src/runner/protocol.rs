@@ -46,7 +46,13 @@ pub enum Phase {
     Train { train: String, evaluate: String },
     /// Predictions mode, first worker: the frozen `data(lab)`; inputs, training
     /// split and labels are written into `out` (see `runner::predictions`).
-    Prepare { data: String, out: PathBuf },
+    Prepare {
+        data: String,
+        out: PathBuf,
+        /// The manifest's `submission.rows`, written as `submission.json`.
+        #[serde(default)]
+        submission: Option<String>,
+    },
     /// Predictions mode, second worker: the mutable `predict(lab, train, inputs)`
     /// given the prepared directory `prepared`, which it reads without labels.
     Predict { predict: String, prepared: PathBuf },
@@ -61,6 +67,10 @@ pub mod prepared {
     pub const COMPLETE: &str = "complete";
     /// The scored splits, in order; holdout predictions are stored, never scored by `lab run`.
     pub const SPLITS: [&str; 2] = ["val", "holdout"];
+    /// Inputs with no labels anywhere (a challenge's blinded test set): predicted, never scored.
+    pub const SUBMISSION: &str = "submission";
+    /// The rows of the submission file: `{"columns", "ids", "inputs"}`.
+    pub const SUBMISSION_ROWS: &str = "submission.json";
 
     pub fn inputs(split: &str) -> String {
         format!("{split}_inputs.pkl")

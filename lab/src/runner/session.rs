@@ -21,7 +21,6 @@ use super::launch::Host;
 use super::outcome::ExitReason;
 use super::tier::{TierPlan, TierRun, run_tier};
 use crate::error::LabError;
-use crate::fingerprint;
 use crate::gate::Goal;
 use crate::ids::{ExperimentId, HypothesisId};
 use crate::leaf::{Leaf, lock};
@@ -81,8 +80,7 @@ pub struct RunSummary {
 pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     let checked = integrity::check(&leaf)?;
-    let lock_text = lock::Lock::read(&leaf.dir)?.context("leaf.lock vanished")?.render();
-    let lock_sha256 = fingerprint::sha256_hex(lock_text.as_bytes());
+    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
     let tiers = plan_tiers(&leaf, &opts);
     let planned: Duration = tiers.iter().map(|(_, b)| *b).sum::<Duration>()
         + if leaf.manifest.entry.is_predictions() { leaf.manifest.budget.full } else { Duration::ZERO };

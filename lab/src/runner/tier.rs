@@ -81,7 +81,8 @@ pub fn run_tier(host: &Host, plan: &TierPlan<'_>) -> Result<TierRun> {
             let prepared = predictions::prepared_dir(&host.data_dir, plan.lock_sha256);
             if !predictions::is_prepared(&prepared) {
                 let staging = predictions::staging_dir(&prepared)?;
-                let phase = Phase::Prepare { data: data.clone(), out: staging.clone() };
+                let submission = plan.leaf.manifest.submission.as_ref().map(|s| s.rows.clone());
+                let phase = Phase::Prepare { data: data.clone(), out: staging.clone(), submission };
                 let full = plan.leaf.manifest.budget.full;
                 let run = step(phase, "prepare", full, false)?;
                 let outcome = classify(&run, None, &humantime::format_duration(full).to_string());

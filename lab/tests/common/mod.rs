@@ -146,3 +146,39 @@ pub fn assert_tallies_exact(conn: &rusqlite::Connection) {
     let tallied = rows("SELECT leaf, kind, n FROM tallies WHERE n != 0 ORDER BY leaf, kind");
     assert_eq!(tallied, recomputed);
 }
+
+/// The venv these tests need; missing numpy is a failure with a fix, not a skip.
+pub fn require_venv() {
+    let python = repo_root().join(".venv/bin/python");
+    let out = std::process::Command::new(&python).args(["-c", "import numpy"]).output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "these tests need {} with numpy installed: run scripts/setup (python3 -m venv .venv && .venv/bin/pip install numpy)\n{out:?}",
+        python.display()
+    );
+}
+
+/// A lab root that is a git repository holding the named fixture leaves, committed.
+pub fn lab_with(leaves: &[&str]) -> TestLab {
+    require_venv();
+    let lab = TestLab::new();
+    lab.git(&["init", "-q"]);
+    for name in leaves {
+        copy_dir(&repo_root().join("lab/tests/fixtures/leaves").join(name), &lab.path(&format!("leaves/{name}")));
+    }
+    lab.git(&["add", "-A"]);
+    lab.git(&["commit", "-qm", "leaves"]);
+    lab
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
