@@ -55,9 +55,7 @@ impl LabError {
 
 /// The exit code for an error: the first [`LabError`] in the chain decides.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<LabError>())
-        .map_or(Exit::Failure, |e| e.exit) as i32
+    err.chain().find_map(|cause| cause.downcast_ref::<LabError>()).map_or(Exit::Failure, |e| e.exit) as i32
 }
 
 /// `error: what failed`, the cause chain, then `hint: what to do`.
@@ -83,10 +81,7 @@ mod tests {
             .context("cannot run leaf `x`")
             .unwrap_err();
         assert_eq!(exit_code(&err), 3);
-        assert_eq!(
-            report(&err),
-            "error: cannot run leaf `x`\n  caused by: frozen file changed\nhint: run `lab lock`"
-        );
+        assert_eq!(report(&err), "error: cannot run leaf `x`\n  caused by: frozen file changed\nhint: run `lab lock`");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The binary in `main.rs` is thin; everything it does lives in these modules. The
 //! layers and the one-way dependencies between them are described in AGENTS.md.
 
+pub mod analysis;
 pub mod cli;
 pub mod cmd;
 pub mod ctx;
@@ -17,4 +18,5 @@ pub mod root;
 pub mod runner;
 pub mod stale;
 pub mod store;
+pub mod submit;
 pub mod vcs;

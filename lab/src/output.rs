@@ -67,9 +67,7 @@ impl Table {
             Format::Table => writeln!(out, "{}", self.pretty(presets::UTF8_BORDERS_ONLY)),
             Format::Md => writeln!(out, "{}", self.pretty(presets::ASCII_MARKDOWN)),
             Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&self.to_json())?),
-            Format::Jsonl => self.rows.iter().try_for_each(|row| {
-                writeln!(out, "{}", Value::Object(self.object(row)))
-            }),
+            Format::Jsonl => self.rows.iter().try_for_each(|row| writeln!(out, "{}", Value::Object(self.object(row)))),
             Format::Csv => self.delimited(b',', out),
             Format::Tsv => self.delimited(b'\t', out),
         }
@@ -77,10 +75,7 @@ impl Table {
 
     fn pretty(&self, style: comfy_table::TableStyle) -> comfy_table::Table {
         let mut table = comfy_table::Table::new();
-        table
-            .load_style(style)
-            .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(&self.columns);
+        table.load_style(style).set_content_arrangement(ContentArrangement::Disabled).set_header(&self.columns);
         for row in &self.rows {
             table.add_row(row.iter().map(cell_text));
         }
@@ -156,7 +151,10 @@ mod tests {
 
     #[test]
     fn tsv_quotes_embedded_tabs() {
-        assert_eq!(render(Format::Tsv), "id\ttitle\tval_bpb\ne1\t\"a \"\"quoted\"\", title\"\t0.99\ne2\t\"tab\there\"\t\n");
+        assert_eq!(
+            render(Format::Tsv),
+            "id\ttitle\tval_bpb\ne1\t\"a \"\"quoted\"\", title\"\t0.99\ne2\t\"tab\there\"\t\n"
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn stale_reason(row: &HistoryRow, now: Timestamp, host: &str, default_after:
     };
     let elapsed = now.duration_since(started).unsigned_abs();
     (elapsed > allowed).then(|| {
-        format!("running {} (allowed {})", humantime::format_duration(round(elapsed)), humantime::format_duration(allowed))
+        format!(
+            "running {} (allowed {})",
+            humantime::format_duration(round(elapsed)),
+            humantime::format_duration(allowed)
+        )
     })
 }
 

@@ -41,7 +41,13 @@ pub enum Outcome {
     Skipped { experiment: String, kept_at: String },
 }
 
-pub fn submit(lab: &LabRoot, store: &mut Store, leaf: &Leaf, if_idle: Option<Duration>, output: Option<PathBuf>) -> Result<Outcome> {
+pub fn submit(
+    lab: &LabRoot,
+    store: &mut Store,
+    leaf: &Leaf,
+    if_idle: Option<Duration>,
+    output: Option<PathBuf>,
+) -> Result<Outcome> {
     if leaf.manifest.submission.is_none() {
         return Err(LabError::usage(format!("leaf `{}` declares no submission in leaf.yaml", leaf.name())).into());
     }
@@ -55,13 +61,15 @@ pub fn submit(lab: &LabRoot, store: &mut Store, leaf: &Leaf, if_idle: Option<Dur
     }
     let metric = &leaf.manifest.metric;
     let lock_sha256 = Lock::sha256(&leaf.dir)?;
-    let leader = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?.ok_or_else(|| {
-        LabError::refused(format!("leaf `{}` has no leader under its current leaf.lock", leaf.name()))
-            .hint("run `lab run --decide` first")
-    })?;
+    let leader =
+        runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?.ok_or_else(|| {
+            LabError::refused(format!("leaf `{}` has no leader under its current leaf.lock", leaf.name()))
+                .hint("run `lab run --decide` first")
+        })?;
     let experiment: ExperimentId = leader.experiment.parse()?;
     let predictions = leader_predictions(store, experiment)?;
-    let rows_path = prepared_dir(&lab.data_dir.join("data").join(leaf.name()), &lock_sha256).join(prepared::SUBMISSION_ROWS);
+    let rows_path =
+        prepared_dir(&lab.data_dir.join("data").join(leaf.name()), &lock_sha256).join(prepared::SUBMISSION_ROWS);
     let rows: Option<Rows> = serde_json::from_str(
         &std::fs::read_to_string(&rows_path).with_context(|| format!("cannot read `{}`", rows_path.display()))?,
     )
@@ -106,9 +114,14 @@ fn leader_predictions(store: &Store, experiment: ExperimentId) -> Result<Vec<f64
         .flat_map(|run| run.files)
         .find(|f| f.kind == "predictions" && f.name == prepared::SUBMISSION)
         .ok_or_else(|| LabError::refused(format!("the leader {experiment} saved no `submission` predictions")))?;
-    let actual = fingerprint::sha256_file(Path::new(&file.path)).with_context(|| format!("cannot read `{}`", file.path))?;
+    let actual =
+        fingerprint::sha256_file(Path::new(&file.path)).with_context(|| format!("cannot read `{}`", file.path))?;
     if actual != file.sha256 {
-        return Err(LabError::refused(format!("`{}` changed since it was scored (sha256 {actual}, recorded {})", file.path, file.sha256)).into());
+        return Err(LabError::refused(format!(
+            "`{}` changed since it was scored (sha256 {actual}, recorded {})",
+            file.path, file.sha256
+        ))
+        .into());
     }
     Ok(read_flat(Path::new(&file.path))?.to_vec())
 }
@@ -121,7 +134,11 @@ fn write_csv(path: &Path, rows: &Rows, predictions: &[f64]) -> Result<()> {
         let mut writer = csv::Writer::from_writer(file.as_file_mut());
         writer.write_record(&rows.columns)?;
         for ((id, input), prediction) in rows.ids.iter().zip(&rows.inputs).zip(predictions) {
-            writer.write_record([crate::output::cell_text(id), crate::output::cell_text(input), prediction.to_string()])?;
+            writer.write_record([
+                crate::output::cell_text(id),
+                crate::output::cell_text(input),
+                prediction.to_string(),
+            ])?;
         }
         writer.flush()?;
     }

@@ -58,7 +58,9 @@ fn eight_writers_and_two_readers_at_once() {
     let total = (WRITERS * ROUNDS) as i64;
     for table in ["hypotheses", "experiments", "results"] {
         let (n, min, max): (i64, i64, i64) = conn
-            .query_row(&format!("SELECT COUNT(*), MIN(id), MAX(id) FROM {table}"), [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(&format!("SELECT COUNT(*), MIN(id), MAX(id) FROM {table}"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .unwrap();
         assert_eq!((n, min, max), (total, 1, total), "{table}: ids must be unique and gap-free");
     }
@@ -74,8 +76,13 @@ fn eight_writers_and_two_readers_at_once() {
         )
         .unwrap();
     assert_eq!(mismatched, 0);
-    let titles: HashSet<String> =
-        conn.prepare("SELECT title FROM hypotheses").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let titles: HashSet<String> = conn
+        .prepare("SELECT title FROM hypotheses")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(titles.len(), WRITERS * ROUNDS);
     consistent(&conn);
 }
@@ -108,7 +115,12 @@ fn sigkill_during_an_import_leaves_all_rows_or_none() {
     lab.write("results.tsv", &tsv);
     let mut outcomes = HashSet::new();
     for delay_ms in [30, 120, 400] {
-        let mut child = lab.std_cmd_in(lab.root(), &["import", "results-tsv", "results.tsv"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = lab
+            .std_cmd_in(lab.root(), &["import", "results-tsv", "results.tsv"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
@@ -140,7 +152,8 @@ fn sigkill_among_single_writes_leaves_a_consistent_database() {
             .spawn()
             .unwrap();
         thread::sleep(Duration::from_millis(delay_ms));
-        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
         child.wait().unwrap();
         consistent(&Connection::open(lab.path(".lab/lab.db")).unwrap());
     }

@@ -36,8 +36,15 @@ fn praxlab_syntax_works_verbatim() {
     lab.ok(&["hypothesis", "bigger batch", "-m", "less gradient noise", "--predict", "val_bpb -0.01"]);
     lab.ok(&["experiment", "h2"]);
     lab.ok(&[
-        "result", "e2", "-v", "discard", "--metrics", r#"{"val_bpb": 1.01}"#, "--mechanism-refuted",
-        "--theory-revision", "noise is not the bottleneck",
+        "result",
+        "e2",
+        "-v",
+        "discard",
+        "--metrics",
+        r#"{"val_bpb": 1.01}"#,
+        "--mechanism-refuted",
+        "--theory-revision",
+        "noise is not the bottleneck",
     ]);
     let context = lab.json(&["context"]);
     assert_eq!(context["counts"]["hypotheses"], 2);
@@ -68,7 +75,8 @@ fn the_mechanism_flag_not_the_verdict_decides_the_hypothesis() {
         }
         lab.ok(&args);
         let id: i64 = h.trim()[1..].parse().unwrap();
-        let got: String = db(&lab).query_row("SELECT status FROM hypotheses WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let got: String =
+            db(&lab).query_row("SELECT status FROM hypotheses WHERE id = ?1", [id], |r| r.get(0)).unwrap();
         assert_eq!(got, status, "{verdict} {flag}");
     }
     common::assert_tallies_exact(&db(&lab));
@@ -86,7 +94,9 @@ fn a_second_result_is_refused_and_an_amendment_keeps_the_first() {
     lab.ok(&["result", "e1", "-v", "discard", "--metrics", r#"{"val_bpb": 1.2}"#, "--amend"]);
     assert_eq!(count(&lab, "results"), 2);
     let (verdict, metrics): (String, String) = db(&lab)
-        .query_row("SELECT verdict, metrics FROM results WHERE superseded_by IS NOT NULL", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT verdict, metrics FROM results WHERE superseded_by IS NOT NULL", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!((verdict.as_str(), metrics.as_str()), ("keep", r#"{"val_bpb":1.0}"#));
     let log = lab.json(&["log"]);
@@ -94,7 +104,10 @@ fn a_second_result_is_refused_and_an_amendment_keeps_the_first() {
     assert_eq!(log[0]["metrics"]["val_bpb"], 1.2);
     // The best-of index and the tallies follow the current result only.
     assert_eq!(lab.json(&["context"])["best"], Value::Array(vec![]));
-    assert_eq!((lab.json(&["context"])["counts"]["keep"].as_u64(), lab.json(&["context"])["counts"]["discard"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (lab.json(&["context"])["counts"]["keep"].as_u64(), lab.json(&["context"])["counts"]["discard"].as_u64()),
+        (Some(0), Some(1))
+    );
     common::assert_tallies_exact(&db(&lab));
 }
 
@@ -125,7 +138,8 @@ fn bad_input_gets_a_clear_error_and_writes_nothing() {
         assert!(err.contains(message), "lab {args:?}: expected `{message}` in\n{err}");
         assert_eq!(dump(&lab), before, "lab {args:?} wrote something");
     }
-    let out = lab.cmd(&[]).arg("hypothesis").arg(OsStr::from_bytes(b"bad \xff utf8")).args(["-m", "m"]).output().unwrap();
+    let out =
+        lab.cmd(&[]).arg("hypothesis").arg(OsStr::from_bytes(b"bad \xff utf8")).args(["-m", "m"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid UTF-8"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(dump(&lab), before);
@@ -261,7 +275,8 @@ fn stale_runs_show_at_read_time_and_sweep_marks_them() {
     lab.ok(&["experiment", "h1", "--pid", &dead]);
     lab.ok(&["experiment", "h1", "--pid", &std::process::id().to_string()]);
     let context = lab.json(&["context"]);
-    let states: Vec<&str> = context["running"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> =
+        context["running"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["running", "stale"]);
     assert_eq!(count(&lab, "results"), 0, "reading must not write");
     let swept = lab.json(&["sweep"]);
@@ -304,7 +319,9 @@ fn log_filters_and_sorts() {
         lab.ok(&["experiment", &format!("h{}", i + 1)]);
         lab.ok(&["result", &format!("e{}", i + 1), "-v", verdict, "--metrics", &format!(r#"{{"accuracy": {acc}}}"#)]);
     }
-    let ids = |v: Value| v.as_array().unwrap().iter().map(|r| r["experiment"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let ids = |v: Value| {
+        v.as_array().unwrap().iter().map(|r| r["experiment"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
     assert_eq!(ids(lab.json(&["log", "--sort", "metrics.accuracy"])), ["e2", "e3", "e4", "e1"]);
     assert_eq!(ids(lab.json(&["log", "--verdict", "keep", "--limit", "2"])), ["e4", "e3"]);
     assert_eq!(ids(lab.json(&["log", "--since", "1h"])).len(), 4);

@@ -12,7 +12,17 @@ use common::TestLab;
 fn items_come_out_by_priority_then_age() {
     let lab = TestLab::new();
     assert_eq!(lab.ok(&["queue", "add", "warmup 500 steps", "-m", "stabler start"]), "q1\n");
-    lab.ok(&["queue", "add", "tie embeddings", "-m", "fewer params", "--priority", "5", "--link", "https://example.org/p"]);
+    lab.ok(&[
+        "queue",
+        "add",
+        "tie embeddings",
+        "-m",
+        "fewer params",
+        "--priority",
+        "5",
+        "--link",
+        "https://example.org/p",
+    ]);
     lab.ok(&["queue", "add", "cosine schedule", "-m", "better end", "--priority", "5"]);
     let order: Vec<String> = (0..3).map(|_| lab.json(&["queue", "next"])["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(order, ["q2", "q3", "q1"]);

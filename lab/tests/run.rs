@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestLab, lab_with, repo_root, require_venv};
+use common::{TestLab, lab_with, require_venv};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -145,6 +145,8 @@ fn decide_keeps_a_baseline_then_only_improvements_and_restores_the_rest() {
     let tiers: String =
         query(&lab, "SELECT group_concat(tier, ',') FROM (SELECT tier FROM runs WHERE experiment_id = 1 ORDER BY id)");
     assert_eq!(tiers, "smoke,full");
+    // The gate judges a gap against measured noise: measure it (a deterministic leaf: sd 0).
+    lab.ok(&["baseline", "ok", "-q"]);
 
     let train = lab.path("leaves/ok/train.py");
     std::fs::write(&train, read(&train).replace("\"w\": 0.25", "\"w\": 0.2")).unwrap();

@@ -62,7 +62,10 @@ fn a_bad_praxlab_file_imports_nothing() {
     let err = lab.fails(&["import", "praxlab", "other.db"], 2);
     assert!(err.contains("no `experiments` table"), "{err}");
     praxlab_db(&lab.path("bad.db"));
-    Connection::open(lab.path("bad.db")).unwrap().execute("UPDATE results SET verdict = 'maybe' WHERE experiment_id = 'e2'", []).unwrap();
+    Connection::open(lab.path("bad.db"))
+        .unwrap()
+        .execute("UPDATE results SET verdict = 'maybe' WHERE experiment_id = 'e2'", [])
+        .unwrap();
     let err = lab.fails(&["import", "praxlab", "bad.db"], 2);
     assert!(err.contains("unknown verdict `maybe`"), "{err}");
     assert_eq!(lab.ok(&["export", "--format", "jsonl"]), "", "a failed import writes nothing");
@@ -95,8 +98,16 @@ fn a_malformed_results_tsv_imports_nothing() {
     let lab = TestLab::new();
     for (name, text, message) in [
         ("header.tsv", "commit\tbpb\tstatus\n", "is not a results.tsv"),
-        ("number.tsv", "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\t1\tkeep\tok\nb\tlow\t1\tkeep\tbad\n", "line 3: val_bpb `low` is not a number"),
-        ("status.tsv", "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\t1\tkept\tx\n", "line 2: unknown verdict `kept`"),
+        (
+            "number.tsv",
+            "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\t1\tkeep\tok\nb\tlow\t1\tkeep\tbad\n",
+            "line 3: val_bpb `low` is not a number",
+        ),
+        (
+            "status.tsv",
+            "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\t1\tkept\tx\n",
+            "line 2: unknown verdict `kept`",
+        ),
         ("fields.tsv", "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\n", "line 2"),
     ] {
         lab.write(name, text);

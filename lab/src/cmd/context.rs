@@ -30,12 +30,18 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     let scope = leaf.as_deref();
     let counts = queries::counts(conn, scope)?;
     let best = queries::best_kept(conn, scope, |l, m| lab.goal_of(l, m))?;
-    let recent = queries::history(conn, &HistoryQuery { leaf: leaf.clone(), limit: Some(args.recent), ..Default::default() })?;
+    let recent =
+        queries::history(conn, &HistoryQuery { leaf: leaf.clone(), limit: Some(args.recent), ..Default::default() })?;
     let open = queries::open_hypotheses(conn, scope, args.recent)?;
     let running = queries::history(conn, &HistoryQuery { leaf: leaf.clone(), running: true, ..Default::default() })?;
     let failures = queries::history(
         conn,
-        &HistoryQuery { leaf: leaf.clone(), verdicts: vec!["discard", "crash"], limit: Some(args.recent.min(5)), ..Default::default() },
+        &HistoryQuery {
+            leaf: leaf.clone(),
+            verdicts: vec!["discard", "crash"],
+            limit: Some(args.recent.min(5)),
+            ..Default::default()
+        },
     )?;
     let failure_total = queries::count_failures(conn, scope)?;
     let (now, host) = (Timestamp::now(), stale::host_name());
@@ -52,7 +58,18 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         .collect();
 
     let mut sections = Vec::new();
-    let mut summary = Table::new(&["lab", "leaf", "hypotheses", "open", "confirmed", "refuted", "experiments", "keep", "discard", "crash"]);
+    let mut summary = Table::new(&[
+        "lab",
+        "leaf",
+        "hypotheses",
+        "open",
+        "confirmed",
+        "refuted",
+        "experiments",
+        "keep",
+        "discard",
+        "crash",
+    ]);
     summary.push(vec![
         lab.manifest.name.clone().into(),
         leaf.clone().unwrap_or_else(|| "(all)".into()).into(),
@@ -68,8 +85,15 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     sections.push(("summary".to_owned(), summary));
     let mut best_table = Table::new(&["leaf", "metric", "goal", "best", "experiment"]);
     for b in &best {
-        let goal = b.goal.map_or_else(|| "unknown (declare it in lab.yaml)".to_owned(), |g| format!("{g:?}").to_lowercase());
-        best_table.push(vec![b.leaf.clone().into(), b.metric.clone().into(), goal.into(), b.value.into(), b.experiment.clone().into()]);
+        let goal =
+            b.goal.map_or_else(|| "unknown (declare it in lab.yaml)".to_owned(), |g| format!("{g:?}").to_lowercase());
+        best_table.push(vec![
+            b.leaf.clone().into(),
+            b.metric.clone().into(),
+            goal.into(),
+            b.value.into(),
+            b.experiment.clone().into(),
+        ]);
     }
     sections.push(("best kept result per metric".to_owned(), best_table));
     let mut recent_table = Table::new(&["experiment", "hypothesis", "verdict", "title", "metrics", "mechanism"]);
@@ -86,12 +110,19 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     sections.push(("recent experiments".to_owned(), recent_table));
     let mut open_table = Table::new(&["hypothesis", "title", "mechanism", "prediction"]);
     for h in &open {
-        open_table.push(vec![h.hypothesis.clone().into(), h.title.clone().into(), h.mechanism.clone().into(), h.prediction.clone().into()]);
+        open_table.push(vec![
+            h.hypothesis.clone().into(),
+            h.title.clone().into(),
+            h.mechanism.clone().into(),
+            h.prediction.clone().into(),
+        ]);
     }
     sections.push(("open hypotheses".to_owned(), open_table));
     let mut running_table = Table::new(&["experiment", "state", "reason", "host", "pid", "started_at"]);
     for r in &running {
-        running_table.push(["experiment", "state", "reason", "host", "pid", "started_at"].iter().map(|k| r[k].clone()).collect());
+        running_table.push(
+            ["experiment", "state", "reason", "host", "pid", "started_at"].iter().map(|k| r[k].clone()).collect(),
+        );
     }
     sections.push(("running and stale experiments".to_owned(), running_table));
     let mut failure_table = Table::new(&["experiment", "verdict", "title", "mechanism", "theory_revision"]);
@@ -106,7 +137,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     }
     sections.push((format!("latest failures ({failure_total} in all; `lab failures` lists them)"), failure_table));
 
-    let json = json!({
+    let mut json = json!({
         "lab": lab.manifest.name,
         "leaf": leaf,
         "counts": counts,
@@ -116,6 +147,21 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         "running": running,
         "failures": { "total": failure_total, "latest": failures },
     });
+    // Predictions-mode leaf in scope only; a changed prediction file is shown, not fatal.
+    let saturation = scope.map(|name| crate::analysis::saturation::of_leaf(&lab, &store, name)).transpose();
+    match saturation.map(Option::flatten) {
+        Ok(None) => {}
+        Ok(Some(s)) => {
+            sections.extend(super::saturation::sections(&s));
+            json["saturation"] = json!(s);
+        }
+        Err(e) => {
+            let mut table = Table::new(&["error"]);
+            table.push(vec![format!("{e:#}").into()]);
+            sections.push(("saturation".to_owned(), table));
+            json["saturation"] = json!({ "error": format!("{e:#}") });
+        }
+    }
     Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
     Ok(())
 }

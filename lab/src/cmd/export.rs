@@ -58,7 +58,8 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<()> {
         Some(path) => {
             let path = ctx.cwd.join(path);
             let dir = path.parent().context("output path has no directory")?;
-            let mut file = NamedTempFile::new_in(dir).with_context(|| format!("cannot write in `{}`", dir.display()))?;
+            let mut file =
+                NamedTempFile::new_in(dir).with_context(|| format!("cannot write in `{}`", dir.display()))?;
             write(file.as_file_mut())?;
             file.as_file().sync_all()?;
             file.persist(&path).with_context(|| format!("cannot write `{}`", path.display()))?;

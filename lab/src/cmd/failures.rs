@@ -29,7 +29,17 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
         ..HistoryQuery::default()
     };
     let rows = queries::history(store.conn(), &query)?;
-    let mut table = Table::new(&["experiment", "hypothesis", "leaf", "verdict", "title", "mechanism", "mechanism_verdict", "theory_revision", "metrics"]);
+    let mut table = Table::new(&[
+        "experiment",
+        "hypothesis",
+        "leaf",
+        "verdict",
+        "title",
+        "mechanism",
+        "mechanism_verdict",
+        "theory_revision",
+        "metrics",
+    ]);
     for r in &rows {
         table.push(vec![
             r.experiment.clone().into(),

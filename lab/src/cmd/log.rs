@@ -55,7 +55,19 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
     };
     let rows = queries::history(store.conn(), &query)?;
     let (now, host) = (Timestamp::now(), stale::host_name());
-    let mut table = Table::new(&["experiment", "hypothesis", "leaf", "state", "verdict", "title", "metrics", "mechanism", "commit", "started_at"]);
+    let mut table = Table::new(&[
+        "experiment",
+        "hypothesis",
+        "leaf",
+        "state",
+        "verdict",
+        "title",
+        "metrics",
+        "mechanism",
+        "commit",
+        "started_at",
+        "archive",
+    ]);
     for r in &rows {
         table.push(vec![
             r.experiment.clone().into(),
@@ -68,10 +80,17 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             r.mechanism_verdict.clone().into(),
             r.commit.as_deref().map(|c| c.chars().take(12).collect::<String>()).into(),
             r.started_at.clone().into(),
+            archive(store.conn(), &r.experiment)?.into(),
         ]);
     }
     table.write(args.output.format(), &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// Where a discarded or crashed candidate was archived (`<leaf>/_archive/<e>-<verdict>`).
+fn archive(conn: &rusqlite::Connection, experiment: &str) -> Result<Option<String>> {
+    let Ok(id) = experiment.parse() else { return Ok(None) };
+    crate::store::gate::archive_of(conn, id)
 }
 
 /// An RFC 3339 time, or a duration meaning "this long ago".
@@ -80,7 +99,9 @@ fn parse_since(text: &str) -> Result<String, LabError> {
         Ok(at) => at,
         Err(_) => {
             let ago = humantime::parse_duration(text).map_err(|_| {
-                LabError::usage(format!("cannot read --since `{text}`: give a time like 2026-11-22T08:00:00Z or a duration like 2h"))
+                LabError::usage(format!(
+                    "cannot read --since `{text}`: give a time like 2026-11-22T08:00:00Z or a duration like 2h"
+                ))
             })?;
             let ago = jiff::SignedDuration::try_from(ago).map_err(|e| LabError::usage(e.to_string()))?;
             Timestamp::now().checked_sub(ago).map_err(|e| LabError::usage(e.to_string()))?

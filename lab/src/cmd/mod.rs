@@ -2,12 +2,17 @@
 //! help text) and a `run(ctx, args)` function. Commands parse, call a library
 //! module, and print; SQL, git and Python live elsewhere.
 
+mod baseline;
+mod blend;
 mod check;
+mod checkpoint;
 mod context;
 mod doctor;
 mod experiment;
 mod export;
 mod failures;
+mod gate;
+mod holdout;
 mod hypothesis;
 mod import;
 mod init;
@@ -18,7 +23,9 @@ mod new;
 mod queue;
 mod result;
 mod run;
+mod saturation;
 mod show;
+mod submit;
 mod sweep;
 mod templates;
 mod worker;
@@ -51,6 +58,13 @@ pub enum Command {
     Check(check::CheckArgs),
     Run(run::RunArgs),
     Doctor(doctor::DoctorArgs),
+    Baseline(baseline::BaselineArgs),
+    Gate(gate::GateArgs),
+    Holdout(holdout::HoldoutArgs),
+    Checkpoint(checkpoint::CheckpointArgs),
+    Saturation(saturation::SaturationArgs),
+    Blend(blend::BlendArgs),
+    Submit(submit::SubmitArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -77,6 +91,13 @@ impl Command {
             Self::Check(args) => check::run(ctx, args),
             Self::Run(args) => run::run(ctx, args),
             Self::Doctor(args) => doctor::run(ctx, args),
+            Self::Baseline(args) => baseline::run(ctx, args),
+            Self::Gate(args) => gate::run(ctx, args),
+            Self::Holdout(args) => holdout::run(ctx, args),
+            Self::Checkpoint(args) => checkpoint::run(ctx, args),
+            Self::Saturation(args) => saturation::run(ctx, args),
+            Self::Blend(args) => blend::run(ctx, args),
+            Self::Submit(args) => submit::run(ctx, args),
             Self::Worker(args) => worker::run(ctx, args),
         }
     }

@@ -106,12 +106,15 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             match (&item, args.output.format()) {
                 (_, Format::Json) => println!("{}", serde_json::to_string_pretty(&item)?),
                 (None, _) => eprintln!("the queue is empty"),
-                (Some(item), format) => items_table(std::slice::from_ref(item)).write(format, &mut std::io::stdout().lock())?,
+                (Some(item), format) => {
+                    items_table(std::slice::from_ref(item)).write(format, &mut std::io::stdout().lock())?
+                }
             }
         }
         QueueCommand::List(args) => {
             let leaf = ctx.leaf(&lab, args.leaf);
-            let statuses: &[&str] = if args.all { &["queued", "claimed", "done", "dropped"] } else { &["queued", "claimed"] };
+            let statuses: &[&str] =
+                if args.all { &["queued", "claimed", "done", "dropped"] } else { &["queued", "claimed"] };
             let items = queue::list(store.conn(), leaf.as_deref(), statuses)?;
             items_table(&items).write(args.output.format(), &mut std::io::stdout().lock())?;
         }

@@ -136,8 +136,9 @@ impl Lock {
     /// The sha256 of the leaf's lock as written: what runs compare by (only runs
     /// under the same lock are comparable).
     pub fn sha256(leaf_dir: &Path) -> Result<String> {
-        let lock = Self::read(leaf_dir)?
-            .ok_or_else(|| LabError::usage(format!("`{}` has no leaf.lock", leaf_dir.display())).hint("run `lab lock`"))?;
+        let lock = Self::read(leaf_dir)?.ok_or_else(|| {
+            LabError::usage(format!("`{}` has no leaf.lock", leaf_dir.display())).hint("run `lab lock`")
+        })?;
         Ok(fingerprint::sha256_hex(lock.render().as_bytes()))
     }
 

@@ -56,6 +56,18 @@ pub struct Manifest {
     /// data set the frozen data preparation loads). Part of the frozen manifest.
     #[serde(default)]
     pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Predictions mode: a frozen `module:function` returning the rows of a
+    /// submission file for the unlabelled `submission` split (`lab submit`).
+    #[serde(default)]
+    pub submission: Option<SubmissionSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionSpec {
+    /// Returns `{"columns": [id, input, prediction], "ids": [...], "inputs": [...]}`:
+    /// row i of the file is `ids[i], inputs[i], prediction[i]`.
+    pub rows: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,8 +111,15 @@ pub struct Files {
 #[serde(tag = "mode", rename_all = "kebab-case", try_from = "RawEntry")]
 pub enum Entry {
     /// The mutable `train` trains; the frozen `evaluate` (in a frozen file)
-    /// produces the metrics from what `train` returned.
-    InProcess { train: String, evaluate: String },
+    /// produces the metrics from what `train` returned. The optional frozen
+    /// `holdout` scores the same trained object on the held-out split; its
+    /// metrics are sealed (only `lab holdout` and `lab checkpoint` read them).
+    InProcess {
+        train: String,
+        evaluate: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holdout: Option<String>,
+    },
     /// The frozen `data` function returns the splits with labels; the runner
     /// hands the mutable `predict` the training split and the unlabelled inputs
     /// of the others, and scores its predictions itself.
@@ -143,6 +162,8 @@ struct RawEntry {
     evaluate: Option<String>,
     data: Option<String>,
     predict: Option<String>,
+    #[serde(default)]
+    holdout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +189,9 @@ impl TryFrom<RawEntry> for Entry {
                 [("train", &raw.train), ("evaluate", &raw.evaluate)],
             ),
         };
+        if raw.holdout.is_some() && matches!(raw.mode, Mode::Predictions) {
+            return Err(format!("{ENTRY_ERROR}key `holdout` does not belong to mode `{mode}`"));
+        }
         if let Some((key, _)) = foreign.iter().find(|(_, v)| v.is_some()) {
             return Err(format!("{ENTRY_ERROR}key `{key}` does not belong to mode `{mode}`"));
         }
@@ -176,7 +200,9 @@ impl TryFrom<RawEntry> for Entry {
         }
         let take = |v: Option<String>| v.unwrap_or_default();
         Ok(match raw.mode {
-            Mode::InProcess => Entry::InProcess { train: take(raw.train), evaluate: take(raw.evaluate) },
+            Mode::InProcess => {
+                Entry::InProcess { train: take(raw.train), evaluate: take(raw.evaluate), holdout: raw.holdout }
+            }
             Mode::Predictions => Entry::Predictions { data: take(raw.data), predict: take(raw.predict) },
         })
     }
@@ -203,11 +229,15 @@ pub struct GateSpec {
     pub repeats: u32,
     /// Confidence of the interval the gate reads.
     pub confidence: f64,
+    /// Predictions mode: how many of the latest candidates `lab saturation` compares with the leader.
+    pub saturation_window: usize,
+    /// Predictions mode: val-prediction correlation with the leader above which a candidate only turned knobs.
+    pub saturation_correlation: f64,
 }
 
 impl Default for GateSpec {
     fn default() -> Self {
-        Self { min_improvement: 0.0, repeats: 3, confidence: 0.95 }
+        Self { min_improvement: 0.0, repeats: 3, confidence: 0.95, saturation_window: 5, saturation_correlation: 0.98 }
     }
 }
 
@@ -289,7 +319,7 @@ impl Manifest {
             problems.push(format!("`{overlap}` is both mutable and frozen"));
         }
         let (first, second) = match &self.entry {
-            Entry::InProcess { train, evaluate } => (("entry.train", train), ("entry.evaluate", evaluate)),
+            Entry::InProcess { train, evaluate, .. } => (("entry.train", train), ("entry.evaluate", evaluate)),
             Entry::Predictions { data, predict } => (("entry.data", data), ("entry.predict", predict)),
         };
         for (key, target) in [first, second] {
@@ -304,6 +334,19 @@ impl Manifest {
                 }
             }
         }
+        if let Entry::InProcess { holdout: Some(holdout), .. } = &self.entry
+            && parse_target(holdout).is_none()
+        {
+            problems.push(format!("entry.holdout `{holdout}` must be `module:function`"));
+        }
+        if let Some(submission) = &self.submission {
+            if !self.entry.is_predictions() {
+                problems.push("submission needs predictions mode".into());
+            }
+            if parse_target(&submission.rows).is_none() {
+                problems.push(format!("submission.rows `{}` must be `module:function`", submission.rows));
+            }
+        }
         if self.budget.smoke.is_zero() || self.budget.full.is_zero() {
             problems.push("budgets must be longer than zero".into());
         }
@@ -315,6 +358,13 @@ impl Manifest {
         }
         if self.gate.repeats == 0 {
             problems.push("gate.repeats must be at least 1".into());
+        }
+        if self.gate.saturation_window == 0 {
+            problems.push("gate.saturation_window must be at least 1".into());
+        }
+        if !(-1.0..=1.0).contains(&self.gate.saturation_correlation) {
+            let threshold = self.gate.saturation_correlation;
+            problems.push(format!("gate.saturation_correlation {threshold} must be in [-1, 1]"));
         }
         problems
     }

@@ -27,7 +27,7 @@ use crate::runner::protocol::{Event, Phase, prepared};
 
 pub(crate) fn run(py: Python<'_>, lab: &Bound<'_, PyModule>, phase: &Phase) -> PyResult<()> {
     match phase {
-        Phase::Train { train, evaluate } => train_and_evaluate(py, lab, train, evaluate),
+        Phase::Train { train, evaluate, holdout } => train_and_evaluate(py, lab, train, evaluate, holdout.as_deref()),
         Phase::Prepare { data, out, submission } => prepare(py, lab, data, out, submission.as_deref()),
         Phase::Predict { predict, prepared } => predict_phase(py, lab, predict, prepared),
         Phase::Doctor => doctor(py),
@@ -44,27 +44,48 @@ fn target<'py>(py: Python<'py>, spec: &str) -> PyResult<Bound<'py, PyAny>> {
 
 /// The frozen evaluate is looked up before training so a broken evaluate fails
 /// in seconds, not after the whole budget.
-fn train_and_evaluate(py: Python<'_>, lab: &Bound<'_, PyModule>, train: &str, evaluate: &str) -> PyResult<()> {
+fn train_and_evaluate(
+    py: Python<'_>,
+    lab: &Bound<'_, PyModule>,
+    train: &str,
+    evaluate: &str,
+    holdout: Option<&str>,
+) -> PyResult<()> {
     let evaluate = target(py, evaluate)?;
+    let holdout = holdout.map(|h| target(py, h)).transpose()?;
     let trained = target(py, train)?.call1((lab,))?;
     emit(&Event::TrainDone);
-    let metrics = evaluate.call1((lab, trained))?;
+    let metrics = evaluate.call1((lab, &trained))?;
+    let Some(map) = metrics_of(&metrics, "evaluate")? else { return Ok(()) };
+    // Held-out metrics go first, so the evaluate's metrics stay the run's final word.
+    if let Some(holdout) = holdout {
+        let sealed = holdout.call1((lab, &trained))?;
+        let Some(sealed) = metrics_of(&sealed, "holdout")? else { return Ok(()) };
+        emit(&Event::Holdout { metrics: sealed });
+    }
+    emit(&Event::Final { metrics: map });
+    Ok(())
+}
+
+/// A returned dict of numbers as encoded metrics; `None` after a refusal was emitted.
+fn metrics_of(metrics: &Bound<'_, PyAny>, what: &str) -> PyResult<Option<Map<String, Value>>> {
     let Ok(metrics) = metrics.cast::<PyDict>() else {
-        return refuse(format!(
-            "evaluate must return a dict of metrics, got {}",
+        refuse(format!(
+            "{what} must return a dict of metrics, got {}",
             metrics.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-        ));
+        ))?;
+        return Ok(None);
     };
     let mut map = Map::new();
     for (name, value) in metrics.iter() {
         let name: String = name.extract().map_err(|_| PyTypeError::new_err("metric names must be strings"))?;
         let Ok(number) = value.extract::<f64>() else {
-            return refuse(format!("metric `{name}` is not a number: {}", value.repr()?));
+            refuse(format!("metric `{name}` is not a number: {}", value.repr()?))?;
+            return Ok(None);
         };
         map.insert(name, crate::runner::protocol::encode_number(number));
     }
-    emit(&Event::Final { metrics: map });
-    Ok(())
+    Ok(Some(map))
 }
 
 fn refuse(message: String) -> PyResult<()> {
@@ -75,7 +96,13 @@ fn refuse(message: String) -> PyResult<()> {
 /// The frozen `data(lab)` returns `{"train": (X, y), "val": (X, y), "holdout": (X, y)}`
 /// (holdout optional). Inputs and the training split are pickled; labels are
 /// written as float64 .npy for the supervisor alone.
-fn prepare(py: Python<'_>, lab: &Bound<'_, PyModule>, data: &str, out: &Path, submission: Option<&str>) -> PyResult<()> {
+fn prepare(
+    py: Python<'_>,
+    lab: &Bound<'_, PyModule>,
+    data: &str,
+    out: &Path,
+    submission: Option<&str>,
+) -> PyResult<()> {
     let splits = target(py, data)?.call1((lab,))?;
     let Ok(splits) = splits.cast::<PyDict>() else {
         return refuse("data must return a dict of splits: {\"train\": (X, y), \"val\": (X, y), ...}".into());

@@ -8,13 +8,22 @@
 //! reap), `outcome` (why a run ended), `progress` (live stderr line), `tier`
 //! (the workers of a smoke or full tier), `predictions` (prepared data cache and
 //! harness scoring), `integrity` (lock and mutable-file checks), `decide` (the
-//! verdict until the statistical gate is wired), `session` (the whole `lab run`),
+//! verdict, through the gate), `judge` (the gate on recorded experiments), `flags`
+//! (seed-only and eval-only diffs), `archive` (what is left of discarded
+//! candidates), `baseline` (`lab baseline`'s reruns), `heldout` (the sealed
+//! held-out split and its read counter), `checkpoint` (`lab checkpoint`), `session` (the whole `lab run`),
 //! `doctor` (`lab doctor`'s worker).
 
-mod decide;
+pub mod archive;
+pub mod baseline;
+pub mod checkpoint;
+pub mod decide;
 pub mod doctor;
 pub mod env;
+pub mod flags;
+pub mod heldout;
 pub mod integrity;
+pub mod judge;
 mod launch;
 pub mod outcome;
 pub mod predictions;

@@ -42,8 +42,14 @@ pub struct WorkerSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "kebab-case")]
 pub enum Phase {
-    /// In-process mode: the mutable `train(lab)`, then the frozen `evaluate(lab, trained)`.
-    Train { train: String, evaluate: String },
+    /// In-process mode: the mutable `train(lab)`, then the frozen `evaluate(lab, trained)`
+    /// and, when the manifest names one, the frozen `holdout(lab, trained)` (sealed metrics).
+    Train {
+        train: String,
+        evaluate: String,
+        #[serde(default)]
+        holdout: Option<String>,
+    },
     /// Predictions mode, first worker: the frozen `data(lab)`; inputs, training
     /// split and labels are written into `out` (see `runner::predictions`).
     Prepare {
@@ -106,6 +112,10 @@ pub enum Event {
     },
     /// `train` returned: the evaluation window starts now.
     TrainDone,
+    /// The frozen held-out function's metrics (in-process mode): sealed, never a decision's input.
+    Holdout {
+        metrics: Map<String, Value>,
+    },
     /// The frozen evaluate's metrics (encoded with [`encode_number`]).
     Final {
         metrics: Map<String, Value>,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::archive;
 use super::decide::{self, Decision};
 use super::env;
 use super::integrity::{self, Checked};
@@ -21,11 +22,12 @@ use super::launch::Host;
 use super::outcome::ExitReason;
 use super::tier::{TierPlan, TierRun, run_tier};
 use crate::error::LabError;
-use crate::gate::Goal;
+use crate::gate::{Goal, Verdict as GateVerdict};
 use crate::ids::{ExperimentId, HypothesisId};
 use crate::leaf::{Leaf, lock};
 use crate::root::LabRoot;
 use crate::store::Store;
+use crate::store::gate as gate_records;
 use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, NewRun, Tier};
 use crate::{stale, vcs};
@@ -128,49 +130,110 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
     let run_root = lab.data_dir.join("runs").join(experiment.to_string());
     std::fs::create_dir_all(&run_root).with_context(|| format!("cannot create `{}`", run_root.display()))?;
     let log_path = run_root.join("run.log");
-    let host = Host {
-        venv: env::find_venv(Some(&lab.dir))?,
-        module_dir: env::child_module_dir(&lab.data_dir)?,
-        quiet: opts.quiet,
-        leaf: leaf.name().to_owned(),
-        leaf_dir: leaf.dir.clone(),
-        data_dir: lab.data_dir.join("data").join(leaf.name()),
-        seed: job.seed,
-        device: leaf.manifest.device,
-        settings: leaf.manifest.settings.clone(),
-        log: std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?,
-    };
+    let host = host(lab, leaf, opts.quiet, job.seed, &log_path)?;
     let mut last: Option<TierRun> = None;
     for &(tier, budget) in &job.tiers {
-        let plan = TierPlan {
-            leaf,
-            tier,
-            budget,
-            dir: run_root.join(tier.as_str()),
-            log_path: &log_path,
-            lock_sha256: &job.lock_sha256,
-            label: experiment.to_string(),
-        };
-        let result = run_tier(&host, &plan)?;
-        let row = new_run(experiment, &result, job.seed, &job.lock_sha256, &log_path);
-        store.write(|tx| runs::add_run(tx, &row))?;
+        let result = run_tier(&host, &tier_plan(job, &run_root, &log_path, tier, budget, tier.as_str().to_owned()))?;
+        record_run(store, job, &result, host.seed, &log_path)?;
         let ok = result.outcome.ok();
         last = Some(result);
         if !ok {
             break;
         }
     }
-    let last = last.expect("at least one tier runs");
-    let decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256)?;
+    let mut last = last.expect("at least one tier runs");
+    let mut decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256, experiment)?;
+    // NEEDS_REPEATS: more full runs of the candidate under new seeds, each recorded, until the gate decides.
+    let mut host = host;
+    let full_budget = job.tiers.last().map_or(leaf.manifest.budget.full, |t| t.1);
+    let mut runs = 1;
+    while decision.judgement.as_ref().is_some_and(|j| j.report.verdict == GateVerdict::NeedsRepeats) {
+        runs += 1;
+        // A given --seed makes the repeats reproducible too: seed + 1, seed + 2, ...
+        host.seed = opts.seed.map_or_else(|| u64::from(rand::random::<u32>()), |s| s + runs as u64 - 1);
+        let plan = tier_plan(job, &run_root, &log_path, Tier::Full, full_budget, format!("full-{runs}"));
+        last = run_tier(&host, &plan)?;
+        record_run(store, job, &last, host.seed, &log_path)?;
+        decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256, experiment)?;
+    }
     let (commit, patch) = apply(job, opts, &decision, &last, &run_root)?;
+    let mut metrics = last.metrics.clone();
+    let primary = &leaf.manifest.metric.name;
+    let values = gate_records::full_values(store.conn(), experiment, primary)?;
+    if values.len() > 1 && last.outcome.ok() {
+        // Repeated: the result is the mean over the candidate's full runs, which is what the gate judged.
+        let mean = values.iter().map(|(_, v)| v).sum::<f64>() / values.len() as f64;
+        metrics.insert(primary.clone(), super::protocol::encode_number(mean));
+    }
+    let archived = if opts.decide && decision.verdict != Verdict::Keep && last.outcome.reason != ExitReason::Environment
+    {
+        Some(archive::archive(leaf, experiment, decision.verdict, patch.as_deref(), &last, &metrics, &decision)?)
+    } else {
+        None
+    };
     let result = NewResult {
-        metrics: last.metrics.clone(),
+        metrics,
         note: Some(decision.note.clone()),
         verdict: decision.verdict,
         ..crash_result(experiment, String::new())
     };
-    store.write(|tx| records::add_result(tx, &result, false))?;
+    store.write(|tx| {
+        records::add_result(tx, &result, false)?;
+        if let Some(judgement) = &decision.judgement {
+            gate_records::add_report(tx, &decide::stored(leaf, experiment, judgement))?;
+        }
+        if let Some(path) = &archived {
+            gate_records::add_archive(tx, experiment, decision.verdict.as_str(), &path.display().to_string())?;
+        }
+        Ok(())
+    })?;
     Ok(summary(job, opts, last, decision, commit, patch, log_path))
+}
+
+/// What every worker of one leaf's runs shares; the log is appended to.
+pub(super) fn host(lab: &LabRoot, leaf: &Leaf, quiet: bool, seed: u64, log_path: &std::path::Path) -> Result<Host> {
+    Ok(Host {
+        venv: env::find_venv(Some(&lab.dir))?,
+        module_dir: env::child_module_dir(&lab.data_dir)?,
+        quiet,
+        leaf: leaf.name().to_owned(),
+        leaf_dir: leaf.dir.clone(),
+        data_dir: lab.data_dir.join("data").join(leaf.name()),
+        seed,
+        device: leaf.manifest.device,
+        settings: leaf.manifest.settings.clone(),
+        log: std::fs::OpenOptions::new().create(true).append(true).open(log_path)?,
+    })
+}
+
+fn tier_plan<'a>(
+    job: &'a Job,
+    run_root: &std::path::Path,
+    log_path: &'a std::path::Path,
+    tier: Tier,
+    budget: Duration,
+    dir: String,
+) -> TierPlan<'a> {
+    TierPlan {
+        leaf: &job.leaf,
+        tier,
+        budget,
+        dir: run_root.join(dir),
+        log_path,
+        lock_sha256: &job.lock_sha256,
+        label: job.experiment.to_string(),
+    }
+}
+
+fn record_run(store: &mut Store, job: &Job, result: &TierRun, seed: u64, log_path: &std::path::Path) -> Result<()> {
+    let row = new_run(job.experiment, result, seed, &job.lock_sha256, log_path);
+    store.write(|tx| {
+        let id = runs::add_run(tx, &row)?;
+        if let Some(holdout) = &result.holdout {
+            gate_records::seal_holdout(tx, id, job.experiment, holdout)?;
+        }
+        Ok(())
+    })
 }
 
 fn crash_result(experiment: ExperimentId, note: String) -> NewResult {
@@ -240,7 +303,7 @@ fn record_experiment(
     })
 }
 
-fn new_run(experiment: ExperimentId, r: &TierRun, seed: u64, lock: &str, log: &std::path::Path) -> NewRun {
+pub(super) fn new_run(experiment: ExperimentId, r: &TierRun, seed: u64, lock: &str, log: &std::path::Path) -> NewRun {
     NewRun {
         experiment,
         tier: r.tier,

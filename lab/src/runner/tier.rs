@@ -16,7 +16,7 @@ use serde_json::Map;
 use super::launch::{Host, Launch, launch};
 use super::outcome::{ExitReason, Outcome, classify};
 use super::predictions;
-use super::protocol::{Phase, encode_number};
+use super::protocol::{Event, Phase, encode_number};
 use super::supervise::Supervised;
 use crate::leaf::Leaf;
 use crate::leaf::manifest::Entry;
@@ -40,6 +40,8 @@ pub struct TierRun {
     pub started_at: String,
     pub finished_at: String,
     pub log_tail: String,
+    /// In-process mode with an `entry.holdout`: the sealed held-out metrics of an ok run.
+    pub holdout: Option<Metrics>,
 }
 
 /// Where one tier runs.
@@ -69,12 +71,17 @@ pub fn run_tier(host: &Host, plan: &TierPlan<'_>) -> Result<TierRun> {
         walls += run.wall;
         Ok(run)
     };
+    let mut holdout = None;
     let (outcome, metrics, source, files, teardown) = match &plan.leaf.manifest.entry {
-        Entry::InProcess { train, evaluate } => {
-            let phase = Phase::Train { train: train.clone(), evaluate: evaluate.clone() };
+        Entry::InProcess { train, evaluate, holdout: sealed } => {
+            let phase = Phase::Train { train: train.clone(), evaluate: evaluate.clone(), holdout: sealed.clone() };
             let run = step(phase, "train", plan.budget, smoke)?;
             let outcome = classify(&run, Some(primary), &budget_text);
             let metrics = outcome.metrics.iter().map(|(k, v)| (k.clone(), encode_number(*v))).collect();
+            holdout = run.events.iter().find_map(|e| match e {
+                Event::Holdout { metrics } if outcome.ok() => Some(metrics.clone()),
+                _ => None,
+            });
             (outcome, metrics, MetricSource::Evaluate, Vec::new(), run.teardown)
         }
         Entry::Predictions { data, predict } => {
@@ -117,7 +124,9 @@ pub fn run_tier(host: &Host, plan: &TierPlan<'_>) -> Result<TierRun> {
             (outcome, metrics, MetricSource::Harness, files, run.teardown)
         }
     };
-    Ok(finish(host, plan, started_at, outcome, metrics, source, files, walls, teardown))
+    let mut run = finish(host, plan, started_at, outcome, metrics, source, files, walls, teardown);
+    run.holdout = holdout;
+    Ok(run)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -148,6 +157,7 @@ fn finish(
         started_at,
         finished_at: records::now(),
         log_tail: log_tail(plan.log_path),
+        holdout: None,
     }
 }
 

@@ -200,6 +200,82 @@ const MIGRATIONS: &[(&str, &str)] = &[
         ) WITHOUT ROWID;
         ",
     ),
+    (
+        "5: submissions written by `lab submit`: which leader's predictions went
+         into which file, with the file's sha256, so a leaderboard entry can be
+         traced back to the experiment and the code that made it.",
+        r"
+        CREATE TABLE submissions (
+            id            INTEGER PRIMARY KEY,
+            leaf          TEXT NOT NULL,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            path          TEXT NOT NULL,
+            sha256        TEXT NOT NULL,
+            rows          INTEGER NOT NULL,
+            created_at    TEXT NOT NULL
+        );
+        CREATE INDEX submissions_by_leaf ON submissions (leaf, id);
+        ",
+    ),
+    (
+        "6: the honest gate's records. `gate_reports`: what the gate said about a
+         candidate (improvement, interval, verdict, flags) against which leader.
+         `baselines`: the leader's run-to-run noise measured by `lab baseline`,
+         per leaf and leaf.lock. `sealed_holdout`: in-process held-out metrics,
+         read only by `lab holdout` and `lab checkpoint`, never by a decision;
+         `holdout_reads` counts those reads. `archives`: where a discarded or
+         crashed candidate's patch and artifacts were kept.",
+        r"
+        CREATE TABLE gate_reports (
+            id                   INTEGER PRIMARY KEY,
+            experiment_id        INTEGER NOT NULL REFERENCES experiments (id),
+            leaf                 TEXT NOT NULL,
+            leader_experiment_id INTEGER REFERENCES experiments (id),
+            mode                 TEXT NOT NULL CHECK (mode IN ('predictions', 'scalar')),
+            verdict              TEXT NOT NULL,
+            improvement          REAL,
+            ci_low               REAL,
+            ci_high              REAL,
+            prob_better          REAL,
+            n                    INTEGER NOT NULL,
+            reason               TEXT NOT NULL,
+            flags                TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(flags)),
+            min_improvement      REAL NOT NULL,
+            confidence           REAL NOT NULL,
+            created_at           TEXT NOT NULL
+        );
+        CREATE INDEX gate_reports_by_experiment ON gate_reports (experiment_id, id);
+        CREATE TABLE baselines (
+            id                   INTEGER PRIMARY KEY,
+            leaf                 TEXT NOT NULL,
+            lock_sha256          TEXT NOT NULL,
+            leader_experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            n                    INTEGER NOT NULL,
+            mean                 REAL NOT NULL,
+            sd                   REAL NOT NULL,
+            seeds                TEXT NOT NULL CHECK (json_valid(seeds)),
+            created_at           TEXT NOT NULL
+        );
+        CREATE INDEX baselines_by_leaf ON baselines (leaf, lock_sha256, id);
+        CREATE TABLE sealed_holdout (
+            run_id        INTEGER PRIMARY KEY REFERENCES runs (id),
+            experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            metrics       TEXT NOT NULL CHECK (json_valid(metrics))
+        );
+        CREATE TABLE holdout_reads (
+            id          INTEGER PRIMARY KEY,
+            leaf        TEXT NOT NULL,
+            experiments TEXT NOT NULL CHECK (json_valid(experiments)),
+            purpose     TEXT NOT NULL,
+            created_at  TEXT NOT NULL
+        );
+        CREATE TABLE archives (
+            experiment_id INTEGER PRIMARY KEY REFERENCES experiments (id),
+            verdict       TEXT NOT NULL,
+            path          TEXT NOT NULL
+        );
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

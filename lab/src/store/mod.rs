@@ -7,13 +7,16 @@
 //! anything, a database on a network filesystem, in a read-only directory, or with
 //! a schema newer than this binary.
 
+pub mod candidates;
 mod fsck;
+pub mod gate;
 pub mod leaves;
 mod migrations;
 pub mod queries;
 pub mod queue;
 pub mod records;
 pub mod runs;
+pub mod submissions;
 pub mod transfer;
 
 use std::path::{Path, PathBuf};

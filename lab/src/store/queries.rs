@@ -176,9 +176,13 @@ fn scoped(leaf: Option<&str>, extra: &str) -> String {
 /// Counts from the tallies the triggers of migration 2 keep exact: a few rows
 /// per leaf, whatever the number of experiments.
 pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
-    let sql = format!("SELECT kind, SUM(n) FROM tallies{} GROUP BY kind", scoped(leaf, "kind NOT LIKE 'kept-metric:%'"));
+    let sql =
+        format!("SELECT kind, SUM(n) FROM tallies{} GROUP BY kind", scoped(leaf, "kind NOT LIKE 'kept-metric:%'"));
     let mut counts = Counts::default();
-    for row in conn.prepare_cached(&sql)?.query_map(params_from_iter(leaf), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+    for row in conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(leaf), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+    {
         let (kind, n) = row?;
         let n = n.max(0) as u64;
         match kind.as_str() {
@@ -208,7 +212,11 @@ pub struct Best {
 
 /// Best kept value per (leaf, metric). `goal_of` gives a metric's goal; for a
 /// metric with no known goal both extremes are reported.
-pub fn best_kept(conn: &Connection, leaf: Option<&str>, goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>) -> Result<Vec<Best>> {
+pub fn best_kept(
+    conn: &Connection,
+    leaf: Option<&str>,
+    goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>,
+) -> Result<Vec<Best>> {
     let sql = format!(
         "SELECT nullif(leaf, ''), substr(kind, 13) FROM tallies{} ORDER BY leaf, kind",
         scoped(leaf, "kind >= 'kept-metric:' AND kind < 'kept-metric;' AND n > 0")
@@ -232,9 +240,16 @@ pub fn best_kept(conn: &Connection, leaf: Option<&str>, goal_of: impl Fn(Option<
                 "SELECT value, experiment_id FROM metrics WHERE {leaf_test} AND name = ?2 AND verdict = 'keep'
                  ORDER BY value {order} LIMIT 1"
             );
-            let (value, experiment): (f64, i64) =
-                conn.prepare_cached(&sql)?.query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            best.push(Best { leaf: leaf.clone(), metric: metric.clone(), goal: *goal, value, experiment: ExperimentId(experiment).to_string() });
+            let (value, experiment): (f64, i64) = conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            best.push(Best {
+                leaf: leaf.clone(),
+                metric: metric.clone(),
+                goal: *goal,
+                value,
+                experiment: ExperimentId(experiment).to_string(),
+            });
         }
     }
     Ok(best)

@@ -89,12 +89,16 @@ pub fn close(tx: &Transaction<'_>, id: QueueId, status: &str, note: Option<&str>
     if current == "done" || current == "dropped" {
         return Err(LabError::refused(format!("{id} is already {current}")).into());
     }
-    tx.execute("UPDATE queue SET status = ?1, note = ?2, closed_at = ?3 WHERE id = ?4", params![status, note, at, id.0])?;
+    tx.execute(
+        "UPDATE queue SET status = ?1, note = ?2, closed_at = ?3 WHERE id = ?4",
+        params![status, note, at, id.0],
+    )?;
     Ok(())
 }
 
 pub fn list(conn: &Connection, leaf: Option<&str>, statuses: &[&str]) -> Result<Vec<Item>> {
-    let mut sql = format!("SELECT {ITEM_COLUMNS} FROM queue WHERE status IN ({})", vec!["?"; statuses.len()].join(", "));
+    let mut sql =
+        format!("SELECT {ITEM_COLUMNS} FROM queue WHERE status IN ({})", vec!["?"; statuses.len()].join(", "));
     let mut args: Vec<&str> = statuses.to_vec();
     if let Some(leaf) = leaf {
         sql.push_str(" AND leaf = ?");

@@ -67,8 +67,9 @@ pub type Metrics = Map<String, Value>;
 
 /// Parse `--metrics` JSON: an object whose values are all numbers.
 pub fn parse_metrics(text: &str) -> Result<Metrics, LabError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| LabError::usage(format!("malformed metrics JSON: {e}")).hint(r#"for example --metrics '{"val_bpb": 0.993}'"#))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        LabError::usage(format!("malformed metrics JSON: {e}")).hint(r#"for example --metrics '{"val_bpb": 0.993}'"#)
+    })?;
     let Value::Object(map) = value else {
         return Err(LabError::usage("metrics must be a JSON object of numbers, like {\"val_bpb\": 0.993}"));
     };
@@ -122,9 +123,9 @@ pub struct NewExperiment {
 
 /// The leaf of a hypothesis; errors if the hypothesis does not exist.
 pub fn hypothesis_leaf(tx: &Transaction<'_>, id: HypothesisId) -> Result<Option<String>> {
-    tx.query_row("SELECT leaf FROM hypotheses WHERE id = ?1", [id.0], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| LabError::usage(format!("no hypothesis {id}")).hint("`lab log` or `lab context` lists them").into())
+    tx.query_row("SELECT leaf FROM hypotheses WHERE id = ?1", [id.0], |r| r.get(0)).optional()?.ok_or_else(|| {
+        LabError::usage(format!("no hypothesis {id}")).hint("`lab log` or `lab context` lists them").into()
+    })
 }
 
 pub fn add_experiment(tx: &Transaction<'_>, e: &NewExperiment) -> Result<ExperimentId> {

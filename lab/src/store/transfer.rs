@@ -32,7 +32,12 @@ pub struct Imported {
 pub const RESULTS_TSV_HEADER: [&str; 5] = ["commit", "val_bpb", "memory_gb", "status", "description"];
 
 /// Read autoresearch's results.tsv into new hypotheses, experiments and results.
-pub fn import_results_tsv(tx: &Transaction<'_>, input: impl Read, leaf: Option<&str>, source: &str) -> Result<Imported> {
+pub fn import_results_tsv(
+    tx: &Transaction<'_>,
+    input: impl Read,
+    leaf: Option<&str>,
+    source: &str,
+) -> Result<Imported> {
     let mut reader = csv::ReaderBuilder::new().delimiter(b'\t').quoting(false).flexible(false).from_reader(input);
     let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     if header != RESULTS_TSV_HEADER {
@@ -53,18 +58,41 @@ pub fn import_results_tsv(tx: &Transaction<'_>, input: impl Read, leaf: Option<&
                 .ok()
                 .filter(|v| v.is_finite())
                 .and_then(|v| serde_json::Number::from_f64(v).map(Value::Number))
-                .ok_or_else(|| LabError::usage(format!("`{source}` line {line}: {} `{text}` is not a number", RESULTS_TSV_HEADER[col])))
+                .ok_or_else(|| {
+                    LabError::usage(format!(
+                        "`{source}` line {line}: {} `{text}` is not a number",
+                        RESULTS_TSV_HEADER[col]
+                    ))
+                })
         };
-        let metrics: Map<String, Value> = [("val_bpb".to_owned(), number(1)?), ("memory_gb".to_owned(), number(2)?)].into_iter().collect();
-        let verdict = Verdict::parse(&record[3]).map_err(|e| LabError::usage(format!("`{source}` line {line}: {}", e.message)))?;
+        let metrics: Map<String, Value> =
+            [("val_bpb".to_owned(), number(1)?), ("memory_gb".to_owned(), number(2)?)].into_iter().collect();
+        let verdict = Verdict::parse(&record[3])
+            .map_err(|e| LabError::usage(format!("`{source}` line {line}: {}", e.message)))?;
         let description = record[4].to_owned();
         let hypothesis = records::add_hypothesis(
             tx,
-            &NewHypothesis { title: description, mechanism: String::new(), leaf: leaf.map(str::to_owned), prediction: None, created_at: records::now() },
+            &NewHypothesis {
+                title: description,
+                mechanism: String::new(),
+                leaf: leaf.map(str::to_owned),
+                prediction: None,
+                created_at: records::now(),
+            },
         )
         .with_context(|| format!("`{source}` line {line}"))?;
         let commit = Some(record[0].to_owned()).filter(|c| !c.is_empty());
-        record_imported(tx, hypothesis, leaf.map(str::to_owned), commit, verdict, metrics, None, None, format!("imported from {source}"))?;
+        record_imported(
+            tx,
+            hypothesis,
+            leaf.map(str::to_owned),
+            commit,
+            verdict,
+            metrics,
+            None,
+            None,
+            format!("imported from {source}"),
+        )?;
         imported.hypotheses += 1;
         imported.experiments += 1;
         imported.results += 1;
@@ -98,7 +126,11 @@ fn record_imported(
             started_at: now.clone(),
         },
     )?;
-    records::add_result(tx, &NewResult { experiment, verdict, metrics, mechanism, theory_revision, note: Some(note), created_at: now }, false)?;
+    records::add_result(
+        tx,
+        &NewResult { experiment, verdict, metrics, mechanism, theory_revision, note: Some(note), created_at: now },
+        false,
+    )?;
     Ok(())
 }
 
@@ -126,20 +158,30 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
         .with_context(|| format!("cannot open PraxLab database `{}`", path.display()))?;
     for table in ["hypotheses", "experiments", "results"] {
         let found: bool = src
-            .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| r.get(0))
+            .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+                r.get(0)
+            })
             .map_err(|e| LabError::usage(format!("`{}` is not a SQLite database: {e}", path.display())))?;
         if !found {
-            return Err(LabError::usage(format!("`{}` is not a PraxLab database: no `{table}` table", path.display())).into());
+            return Err(
+                LabError::usage(format!("`{}` is not a PraxLab database: no `{table}` table", path.display())).into()
+            );
         }
     }
     let mut imported = Imported::default();
     // A PraxLab hypothesis carries no leaf; it takes the task of its first experiment.
-    let leaf_of: HashMap<String, String> = select(&src, "experiments", &["hypothesis_id", "task_id"], "ORDER BY created_at DESC")?
-        .into_iter()
-        .filter_map(|row| Some((row[0].clone()?, row[1].clone()?)))
-        .collect();
+    let leaf_of: HashMap<String, String> =
+        select(&src, "experiments", &["hypothesis_id", "task_id"], "ORDER BY created_at DESC")?
+            .into_iter()
+            .filter_map(|row| Some((row[0].clone()?, row[1].clone()?)))
+            .collect();
     let mut new_ids = HashMap::new();
-    let hypotheses = select(&src, "hypotheses", &["id", "title", "mechanism_explanation", "rationale", "expected_outcome", "created_at"], "ORDER BY created_at, rowid")?;
+    let hypotheses = select(
+        &src,
+        "hypotheses",
+        &["id", "title", "mechanism_explanation", "rationale", "expected_outcome", "created_at"],
+        "ORDER BY created_at, rowid",
+    )?;
     for row in hypotheses {
         let old = row[0].clone().unwrap_or_default();
         let id = records::add_hypothesis(
@@ -159,13 +201,23 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
     let results: HashMap<String, Vec<Option<String>>> = select(
         &src,
         "results",
-        &["experiment_id", "verdict", "metrics_json", "mechanism_confirmed", "theory_revision", "interpretation", "created_at"],
+        &[
+            "experiment_id",
+            "verdict",
+            "metrics_json",
+            "mechanism_confirmed",
+            "theory_revision",
+            "interpretation",
+            "created_at",
+        ],
         "",
     )?
     .into_iter()
     .filter_map(|row| Some((row[0].clone()?, row)))
     .collect();
-    for row in select(&src, "experiments", &["id", "hypothesis_id", "task_id", "created_at"], "ORDER BY created_at, rowid")? {
+    for row in
+        select(&src, "experiments", &["id", "hypothesis_id", "task_id", "created_at"], "ORDER BY created_at, rowid")?
+    {
         let old = row[0].clone().unwrap_or_default();
         let hypothesis = *row[1].as_ref().and_then(|h| new_ids.get(h)).ok_or_else(|| {
             LabError::usage(format!("PraxLab experiment `{old}` refers to an unknown hypothesis {:?}", row[1]))
@@ -202,7 +254,19 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
             _ => None,
         };
         let created_at = result[6].clone().unwrap_or_else(records::now);
-        records::add_result(tx, &NewResult { experiment, verdict, metrics, mechanism, theory_revision: result[4].clone(), note: Some(note), created_at }, false)?;
+        records::add_result(
+            tx,
+            &NewResult {
+                experiment,
+                verdict,
+                metrics,
+                mechanism,
+                theory_revision: result[4].clone(),
+                note: Some(note),
+                created_at,
+            },
+            false,
+        )?;
         imported.results += 1;
     }
     Ok(imported)

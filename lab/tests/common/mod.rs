@@ -181,4 +181,3 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
-

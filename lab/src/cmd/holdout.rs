@@ -1,0 +1,48 @@
+//! `lab holdout`: the leader on the held-out split, and whether validation gains transferred.
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::ctx::Ctx;
+use crate::leaf::{self, Leaf, lock};
+use crate::output::{FormatArgs, Report, Table};
+use crate::runner::heldout;
+
+/// Score the leader (and the first baseline) on the held-out split that no
+/// keep decision reads, and say whether the validation gain transferred.
+///
+/// Every call is one counted read of the held-out split (printed: "the
+/// held-out split has been read N times"); a split read often is being tuned
+/// on. Predictions mode re-hashes the saved holdout predictions and labels
+/// first (exit 3 if one changed); in-process mode reads the metrics the frozen
+/// `entry.holdout` returned, sealed at run time. Exit 3 without a leader.
+#[derive(Debug, Args)]
+pub struct HoldoutArgs {
+    /// The leaf, by name or directory (default: the leaf containing the working directory)
+    pub leaf: Option<String>,
+    #[command(flatten)]
+    pub output: FormatArgs,
+}
+
+pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
+    let (lab, mut store) = ctx.open()?;
+    let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
+    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let t = heldout::transfer(&mut store, &leaf, &lock_sha256, "lab holdout")?;
+    eprintln!("the held-out split of `{}` has been read {} times", t.leaf, t.reads);
+    let mut scores = Table::new(&["role", "experiment", "val", "holdout"]);
+    scores.push(vec![json!("leader"), json!(t.leader.experiment), json!(t.leader.val), json!(t.leader.holdout)]);
+    if let Some(b) = &t.baseline {
+        scores.push(vec![json!("first baseline"), json!(b.experiment), json!(b.val), json!(b.holdout)]);
+    }
+    let mut transfer = Table::new(&["val_gain", "holdout_gain", "ratio", "transferred", "reads"]);
+    transfer.push(vec![json!(t.val_gain), json!(t.holdout_gain), json!(t.ratio), json!(t.transferred), json!(t.reads)]);
+    let document: Value = serde_json::to_value(&t)?;
+    let report = Report {
+        json: document,
+        sections: vec![(format!("held-out {}", t.metric), scores), ("transfer".into(), transfer)],
+    };
+    report.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Ok(())
+}

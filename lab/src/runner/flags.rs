@@ -1,0 +1,228 @@
+//! Candidates whose diff cannot be a real improvement: one that only changes
+//! seeds (`seed-only`) or only touches evaluation paths (`eval-only`). The
+//! gate never keeps a flagged candidate on a single run: a lucky seed or an
+//! evaluation edit looks like a gain on one run and is noise or a moved goal
+//! post. Pure text analysis of a `git diff`, no I/O.
+//!
+//! Rules, deliberately conservative (a false flag only costs repeats):
+//! - `eval-only`: every changed file's path inside the leaf contains `eval`.
+//! - `seed-only`: every changed line (comments and blank lines aside) either
+//!   pairs with a line on the other side that is the same once numbers and
+//!   seed-like identifiers (containing `seed` or `random_state`) are blanked, or
+//!   is a seeding statement made only of seed-like identifiers, numbers and
+//!   the names of random modules (`np.random.seed(1)`, `torch.manual_seed(0)`).
+
+use std::collections::BTreeMap;
+
+pub const SEED_ONLY: &str = "seed-only";
+pub const EVAL_ONLY: &str = "eval-only";
+
+/// Names that may appear in a seeding statement besides seed-like identifiers.
+const RANDOM_NAMES: &[&str] =
+    &["random", "np", "numpy", "torch", "cuda", "lab", "rng", "default_rng", "tf", "jax", "key", "prngkey", "os"];
+
+/// The flags of a candidate whose diff against HEAD is `patch` (`git diff`
+/// format); `leaf_prefix` is the leaf's path inside the repository
+/// (e.g. `leaves/ok/`), stripped before looking for `eval`.
+pub fn diff_flags(patch: &str, leaf_prefix: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    for line in patch.lines() {
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            let path = rest.rsplit(" b/").next().unwrap_or(rest);
+            files.push(path.strip_prefix(leaf_prefix).unwrap_or(path).to_lowercase());
+        } else if line.starts_with("+++") || line.starts_with("---") {
+        } else if let Some(text) = line.strip_prefix('+') {
+            added.push(text);
+        } else if let Some(text) = line.strip_prefix('-') {
+            removed.push(text);
+        }
+    }
+    let mut flags = Vec::new();
+    if files.is_empty() {
+        return flags;
+    }
+    if only_seeds(&removed, &added) {
+        flags.push(SEED_ONLY.to_owned());
+    }
+    if files.iter().all(|f| f.contains("eval")) {
+        flags.push(EVAL_ONLY.to_owned());
+    }
+    flags
+}
+
+fn only_seeds(removed: &[&str], added: &[&str]) -> bool {
+    let meaningful = |lines: &[&str]| -> Vec<String> {
+        // A trailing comment changes nothing the code does.
+        let code = |l: &&str| l.split('#').next().unwrap_or_default().trim().to_owned();
+        lines.iter().map(code).filter(|l| !l.is_empty()).collect()
+    };
+    let (removed, added) = (meaningful(removed), meaningful(added));
+    if removed.is_empty() && added.is_empty() {
+        return false;
+    }
+    if removed.iter().chain(&added).any(|l| !has_seed_token(l)) {
+        return false;
+    }
+    let mut pending: BTreeMap<String, i64> = BTreeMap::new();
+    for line in &removed {
+        *pending.entry(normalise(line)).or_default() += 1;
+    }
+    for line in &added {
+        *pending.entry(normalise(line)).or_default() -= 1;
+    }
+    let unmatched = |line: &String| pending.get(&normalise(line)).is_some_and(|n| *n != 0);
+    let (removed, added): (Vec<&String>, Vec<&String>) =
+        (removed.iter().filter(|l| unmatched(l)).collect(), added.iter().filter(|l| unmatched(l)).collect());
+    let paired = removed.len() == added.len() && removed.iter().zip(&added).all(|(a, b)| differs_only_in_seeds(a, b));
+    paired || removed.iter().chain(&added).all(|l| is_seeding_statement(l))
+}
+
+/// Whether two lines differ only in numbers, operators and seed-like
+/// identifiers once their common leading and trailing tokens are set aside
+/// (`rng_of(lab.seed())` against `rng_of(lab.seed() + 1)`).
+fn differs_only_in_seeds(a: &str, b: &str) -> bool {
+    let (a, b) = (tokens(a), tokens(b));
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let suffix = a[prefix..].iter().rev().zip(b[prefix..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let harmless = |t: &&str| !t.starts_with(|c: char| c.is_alphabetic() || c == '_') || is_seed_word(t);
+    a[prefix..a.len() - suffix].iter().chain(&b[prefix..b.len() - suffix]).all(harmless)
+}
+
+/// Identifiers and numbers as whole tokens, every other visible character alone.
+fn tokens(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        let in_word = c.is_alphanumeric()
+            || c == '_'
+            || (c == '.' && start.is_some_and(|s: usize| line[s..i].starts_with(|d: char| d.is_ascii_digit())));
+        match (in_word, start) {
+            (true, None) => start = Some(i),
+            (true, Some(_)) => {}
+            (false, s) => {
+                if let Some(s) = s {
+                    out.push(&line[s..i]);
+                }
+                start = None;
+                if !c.is_whitespace() {
+                    out.push(&line[i..i + c.len_utf8()]);
+                }
+            }
+        }
+    }
+    if let Some(s) = start {
+        out.push(&line[s..]);
+    }
+    out
+}
+
+fn is_seed_word(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    w.contains("seed") || w.contains("random_state")
+}
+
+fn has_seed_token(line: &str) -> bool {
+    words(line).any(|(w, _)| is_seed_word(w))
+}
+
+/// Identifiers and numbers, with whether each is a number.
+fn words(line: &str) -> impl Iterator<Item = (&str, bool)> {
+    line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .flat_map(|chunk| chunk.split('.').map(move |w| (w, chunk.starts_with(|c: char| c.is_ascii_digit()))))
+        .filter(|(w, _)| !w.is_empty())
+}
+
+/// The line with numbers as `#` and seed-like identifiers as `$`.
+fn normalise(line: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        if word.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push('#');
+        } else if is_seed_word(word) {
+            out.push('$');
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in line.chars() {
+        if c.is_alphanumeric() || c == '_' || (c == '.' && word.starts_with(|d: char| d.is_ascii_digit())) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            if !c.is_whitespace() {
+                out.push(c);
+            }
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Only seed-like identifiers, numbers and random-module names.
+fn is_seeding_statement(line: &str) -> bool {
+    words(line).all(|(w, number)| number || is_seed_word(w) || RANDOM_NAMES.contains(&w.to_ascii_lowercase().as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(path: &str, removed: &[&str], added: &[&str]) -> String {
+        let mut p =
+            format!("diff --git a/leaves/x/{path} b/leaves/x/{path}\n--- a/leaves/x/{path}\n+++ b/leaves/x/{path}\n");
+        p.push_str("@@ -1,3 +1,3 @@\n def train(lab):\n");
+        for l in removed {
+            p.push_str(&format!("-{l}\n"));
+        }
+        for l in added {
+            p.push_str(&format!("+{l}\n"));
+        }
+        p
+    }
+
+    /// A file, its removed and added lines, and the flags expected.
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], Vec<String>);
+
+    #[test]
+    fn flags_follow_the_table() {
+        let seed = vec![SEED_ONLY.to_owned()];
+        let eval = vec![EVAL_ONLY.to_owned()];
+        let none: Vec<String> = Vec::new();
+        let cases: Vec<Case> = vec![
+            (
+                "train.py",
+                &["    rng = np.random.default_rng(1)"],
+                &["    rng = np.random.default_rng(2)"],
+                none.clone(),
+            ),
+            ("train.py", &["    np.random.seed(1)"], &["    np.random.seed(2)"], seed.clone()),
+            ("train.py", &["    m = fit(x, random_state=0)"], &["    m = fit(x, random_state=42)"], seed.clone()),
+            ("train.py", &["    rng = rng_of(lab.seed())"], &["    rng = rng_of(lab.seed() + 1)"], seed.clone()),
+            ("train.py", &[], &["    torch.manual_seed(7)"], seed.clone()),
+            ("train.py", &["    SEED = 3  # lucky"], &["    SEED = 4"], seed.clone()),
+            ("train.py", &["    m = fit(x, random_state=0)"], &["    m = fit2(x, random_state=0)"], none.clone()),
+            ("train.py", &["    SEED = 3", "    lr = 0.1"], &["    SEED = 4", "    lr = 0.2"], none.clone()),
+            ("train.py", &["    return {\"w\": 0.25}"], &["    return {\"w\": 0.2}"], none.clone()),
+            ("eval_helper.py", &["    k = 5"], &["    k = 6"], eval.clone()),
+            ("evaluation/metrics.py", &["    seed = 1"], &["    seed = 2"], vec![SEED_ONLY.into(), EVAL_ONLY.into()]),
+            ("train.py", &["# a comment"], &["# another comment"], none.clone()),
+        ];
+        for (path, removed, added, want) in cases {
+            assert_eq!(diff_flags(&patch(path, removed, added), "leaves/x/"), want, "{path} {removed:?} -> {added:?}");
+        }
+        assert!(diff_flags("", "leaves/x/").is_empty(), "no diff, no flag");
+    }
+
+    #[test]
+    fn the_leaf_prefix_is_not_read_as_an_eval_path() {
+        let p = "diff --git a/leaves/evals/train.py b/leaves/evals/train.py\n-a = 1\n+a = 2\n";
+        assert!(diff_flags(p, "leaves/evals/").is_empty());
+        assert_eq!(diff_flags(p, ""), [EVAL_ONLY]);
+    }
+}

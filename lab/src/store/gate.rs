@@ -1,0 +1,283 @@
+//! The honest gate's records (migration 6): gate reports, baseline noise,
+//! sealed held-out metrics with their read counter, and archive locations.
+//!
+//! Invariants: sealed held-out metrics are read only through
+//! [`sealed_holdout`], which callers pair with [`add_holdout_read`] (the
+//! counter is the honesty of the held-out split); no decision reads them.
+//! Non-finite interval bounds are stored as NULL and read back as infinite.
+
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::records::{self, Metrics};
+use crate::ids::ExperimentId;
+
+/// What the gate said about one candidate, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredReport {
+    #[serde(serialize_with = "id_text")]
+    pub experiment: ExperimentId,
+    pub leaf: String,
+    #[serde(serialize_with = "opt_id_text")]
+    pub leader: Option<ExperimentId>,
+    pub mode: String,
+    pub verdict: String,
+    pub improvement: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub prob_better: f64,
+    pub n: usize,
+    pub reason: String,
+    pub flags: Vec<String>,
+    pub min_improvement: f64,
+    pub confidence: f64,
+}
+
+fn id_text<S: serde::Serializer>(id: &ExperimentId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+fn opt_id_text<S: serde::Serializer>(id: &Option<ExperimentId>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.collect_str(id),
+        None => s.serialize_none(),
+    }
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+pub fn add_report(tx: &Transaction<'_>, r: &StoredReport) -> Result<()> {
+    tx.execute(
+        "INSERT INTO gate_reports (experiment_id, leaf, leader_experiment_id, mode, verdict, improvement, ci_low, ci_high,
+                                   prob_better, n, reason, flags, min_improvement, confidence, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+            r.experiment.0,
+            r.leaf,
+            r.leader.map(|e| e.0),
+            r.mode,
+            r.verdict,
+            finite(r.improvement),
+            finite(r.ci_low),
+            finite(r.ci_high),
+            finite(r.prob_better),
+            r.n as i64,
+            r.reason,
+            serde_json::to_string(&r.flags)?,
+            r.min_improvement,
+            r.confidence,
+            records::now()
+        ],
+    )?;
+    Ok(())
+}
+
+/// The latest report on `experiment`, if the gate ever judged it in a decision.
+pub fn latest_report(conn: &Connection, experiment: ExperimentId) -> Result<Option<StoredReport>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT leaf, leader_experiment_id, mode, verdict, improvement, ci_low, ci_high, prob_better, n, reason,
+                    flags, min_improvement, confidence
+             FROM gate_reports WHERE experiment_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([experiment.0], |r| {
+            let flags: String = r.get(10)?;
+            Ok(StoredReport {
+                experiment,
+                leaf: r.get(0)?,
+                leader: r.get::<_, Option<i64>>(1)?.map(ExperimentId),
+                mode: r.get(2)?,
+                verdict: r.get(3)?,
+                improvement: r.get::<_, Option<f64>>(4)?.unwrap_or(f64::NAN),
+                ci_low: r.get::<_, Option<f64>>(5)?.unwrap_or(f64::NEG_INFINITY),
+                ci_high: r.get::<_, Option<f64>>(6)?.unwrap_or(f64::INFINITY),
+                prob_better: r.get::<_, Option<f64>>(7)?.unwrap_or(f64::NAN),
+                n: r.get::<_, i64>(8)? as usize,
+                reason: r.get(9)?,
+                flags: serde_json::from_str(&flags).unwrap_or_default(),
+                min_improvement: r.get(11)?,
+                confidence: r.get(12)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// The leader's run-to-run spread, measured by `lab baseline`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    pub leaf: String,
+    pub lock_sha256: String,
+    #[serde(serialize_with = "id_text")]
+    pub leader: ExperimentId,
+    pub n: usize,
+    pub mean: f64,
+    pub sd: f64,
+    pub seeds: Vec<u64>,
+    pub created_at: String,
+}
+
+pub fn add_baseline(tx: &Transaction<'_>, b: &Baseline) -> Result<()> {
+    tx.execute(
+        "INSERT INTO baselines (leaf, lock_sha256, leader_experiment_id, n, mean, sd, seeds, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            b.leaf,
+            b.lock_sha256,
+            b.leader.0,
+            b.n as i64,
+            b.mean,
+            b.sd,
+            serde_json::to_string(&b.seeds)?,
+            b.created_at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Baselines of `leaf` under `lock_sha256`, oldest first.
+pub fn baselines(conn: &Connection, leaf: &str, lock_sha256: &str) -> Result<Vec<Baseline>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT leader_experiment_id, n, mean, sd, seeds, created_at FROM baselines
+         WHERE leaf = ?1 AND lock_sha256 = ?2 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![leaf, lock_sha256], |r| {
+        let seeds: String = r.get(4)?;
+        Ok(Baseline {
+            leaf: leaf.to_owned(),
+            lock_sha256: lock_sha256.to_owned(),
+            leader: ExperimentId(r.get(0)?),
+            n: r.get::<_, i64>(1)? as usize,
+            mean: r.get(2)?,
+            sd: r.get(3)?,
+            seeds: serde_json::from_str(&seeds).unwrap_or_default(),
+            created_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The primary metric of every full, successful run of `experiment`, with its seed, in run order.
+pub fn full_values(conn: &Connection, experiment: ExperimentId, metric: &str) -> Result<Vec<(u64, f64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seed, json_extract(metrics, '$.' || json_quote(?2)) FROM runs
+         WHERE experiment_id = ?1 AND tier = 'full' AND exit_reason = 'ok' ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map(params![experiment.0, metric], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<f64>>(1)?)))?;
+    let mut values = Vec::new();
+    for row in rows {
+        if let (seed, Some(v)) = row?
+            && v.is_finite()
+        {
+            values.push((seed, v));
+        }
+    }
+    Ok(values)
+}
+
+/// Seal the held-out metrics of one run: only `lab holdout` and `lab checkpoint` read them.
+pub fn seal_holdout(tx: &Transaction<'_>, run_id: i64, experiment: ExperimentId, metrics: &Metrics) -> Result<()> {
+    tx.execute(
+        "INSERT INTO sealed_holdout (run_id, experiment_id, metrics) VALUES (?1, ?2, ?3)",
+        params![run_id, experiment.0, Value::Object(metrics.clone()).to_string()],
+    )?;
+    Ok(())
+}
+
+/// The sealed held-out metrics of `experiment`'s runs, in run order.
+pub fn sealed_holdout(conn: &Connection, experiment: ExperimentId) -> Result<Vec<Metrics>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT metrics FROM sealed_holdout WHERE experiment_id = ?1 ORDER BY run_id")?;
+    let rows = stmt.query_map([experiment.0], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for text in rows {
+        if let Ok(Value::Object(m)) = serde_json::from_str(&text?) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Count one read of the held-out split; returns how many reads `leaf` has had, this one included.
+pub fn add_holdout_read(tx: &Transaction<'_>, leaf: &str, experiments: &[ExperimentId], purpose: &str) -> Result<u64> {
+    let ids: Vec<String> = experiments.iter().map(ToString::to_string).collect();
+    tx.execute(
+        "INSERT INTO holdout_reads (leaf, experiments, purpose, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![leaf, serde_json::to_string(&ids)?, purpose, records::now()],
+    )?;
+    holdout_reads(tx, leaf)
+}
+
+pub fn holdout_reads(conn: &Connection, leaf: &str) -> Result<u64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM holdout_reads WHERE leaf = ?1", [leaf], |r| r.get::<_, i64>(0))? as u64)
+}
+
+pub fn add_archive(tx: &Transaction<'_>, experiment: ExperimentId, verdict: &str, path: &str) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO archives (experiment_id, verdict, path) VALUES (?1, ?2, ?3)",
+        params![experiment.0, verdict, path],
+    )?;
+    Ok(())
+}
+
+pub fn archive_of(conn: &Connection, experiment: ExperimentId) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT path FROM archives WHERE experiment_id = ?1", [experiment.0], |r| r.get(0)).optional()?)
+}
+
+/// The leaf `experiment` ran in; a usage error for an unknown experiment.
+pub fn experiment_leaf(conn: &Connection, experiment: ExperimentId) -> Result<Option<String>> {
+    conn.query_row("SELECT leaf FROM experiments WHERE id = ?1", [experiment.0], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| crate::error::LabError::usage(format!("no experiment {experiment}")).into())
+}
+
+/// The first kept experiment of `leaf` with a full run under `lock_sha256`, and its kept `metric`.
+pub fn first_keep(
+    conn: &Connection,
+    leaf: &str,
+    metric: &str,
+    lock_sha256: &str,
+) -> Result<Option<(ExperimentId, f64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT m.experiment_id, m.value FROM metrics m
+             WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep'
+               AND EXISTS (SELECT 1 FROM runs u WHERE u.experiment_id = m.experiment_id AND u.tier = 'full'
+                           AND u.frozen_lock_sha256 = ?3)
+             ORDER BY m.experiment_id LIMIT 1",
+            params![leaf, metric, lock_sha256],
+            |r| Ok((ExperimentId(r.get(0)?), r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Whether `experiment` has a current result (a candidate being decided has none yet).
+pub fn has_result(conn: &Connection, experiment: ExperimentId) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM results WHERE experiment_id = ?1 AND superseded_by IS NULL", [experiment.0], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn holdout_reads_are_counted_per_leaf() {
+        let mut store = Store::in_memory();
+        let n = store.write(|tx| add_holdout_read(tx, "toy", &[ExperimentId(1)], "holdout")).unwrap();
+        assert_eq!(n, 1);
+        let n = store.write(|tx| add_holdout_read(tx, "toy", &[], "checkpoint")).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(holdout_reads(store.conn(), "other").unwrap(), 0);
+    }
+}

@@ -1,0 +1,197 @@
+//! The honest gate end to end: `lab run --decide` through the gate, `lab
+//! baseline`, repeats, seed-only flags, `lab gate`, `lab holdout`, `lab
+//! checkpoint` and the archive, on two fixture leaves whose quality is set by a
+//! mutable constant: `noisy` (in-process, loss = 1 - GAIN + seed noise within
+//! +-0.01, sealed held-out loss) and `quality` (predictions, least squares
+//! scaled by SCALE). Seeds are given, so every verdict here is reproducible.
+
+mod common;
+
+use common::{TestLab, lab_with};
+use rusqlite::Connection;
+use serde_json::Value;
+
+fn run(lab: &TestLab, args: &[&str], code: i32) -> Value {
+    let args = [&["run"], args, &["--json", "-q"]].concat();
+    let out = lab.cmd(&args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(code), "lab {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"))
+}
+
+fn query<T: rusqlite::types::FromSql>(lab: &TestLab, sql: &str) -> T {
+    Connection::open(lab.path(".lab/lab.db")).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn read(lab: &TestLab, rel: &str) -> String {
+    std::fs::read_to_string(lab.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Replace `from` by `to` in a leaf file (the edit must apply).
+fn edit(lab: &TestLab, rel: &str, from: &str, to: &str) {
+    let text = read(lab, rel);
+    assert!(text.contains(from), "{rel} has no `{from}`");
+    lab.write(rel, &text.replacen(from, to, 1));
+}
+
+fn gate_row(lab: &TestLab, e: &str) -> (String, String, i64) {
+    let id: i64 = e[1..].parse().unwrap();
+    Connection::open(lab.path(".lab/lab.db"))
+        .unwrap()
+        .query_row(
+            "SELECT verdict, flags, n FROM gate_reports WHERE experiment_id = ?1 ORDER BY id DESC LIMIT 1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_ones() {
+    let lab = lab_with(&["noisy"]);
+    let s = run(&lab, &["noisy", "--decide", "--seed", "1"], 0);
+    assert_eq!(s["verdict"], "keep", "the first full run is the baseline: {s:#}");
+
+    // A big gain, but the leader has one run and there is no stored noise: not a win.
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.5");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "2"], 0);
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+    assert!(s["note"].as_str().unwrap().contains("lab baseline"), "{s:#}");
+    assert_eq!(gate_row(&lab, "e2").0, "no_noise_estimate");
+    // Archived, never deleted, and invisible to git and to the integrity check.
+    for file in ["candidate.patch", "log_tail.txt", "metrics.json"] {
+        assert!(lab.path(&format!("leaves/noisy/_archive/e2-discard/{file}")).is_file(), "{file}");
+    }
+    assert!(read(&lab, "leaves/noisy/_archive/e2-discard/candidate.patch").contains("+GAIN = 0.5"));
+    assert_eq!(lab.git(&["status", "--porcelain"]), "");
+    let log = lab.json(&["log", "--leaf", "noisy"]);
+    let e2 = log.as_array().unwrap().iter().find(|r| r["experiment"] == "e2").unwrap();
+    assert!(e2["archive"].as_str().unwrap().ends_with("_archive/e2-discard"), "{e2:#}");
+
+    // The baseline refuses a dirty tree, then measures the leader's spread.
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.1");
+    let err = lab.fails(&["baseline", "noisy", "-q"], 3);
+    assert!(err.contains("the baseline must run the leader's code"), "{err}");
+    lab.git(&["checkout", "--", "leaves/noisy/train.py"]);
+    let b = lab.json(&["baseline", "noisy", "--repeats", "3", "--seed", "10", "-q"]);
+    assert_eq!((b["leader"].as_str(), b["n"].as_u64()), (Some("e1"), Some(4)), "{b:#}");
+    assert!(b["sd"].as_f64().unwrap() > 0.0 && b["sd"].as_f64().unwrap() < 0.02, "{b:#}");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 1 AND tier = 'full'"), 4);
+
+    // A real gain of 50 noise sds passes on one run.
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.5");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "3"], 0);
+    assert_eq!((s["verdict"].as_str(), s["experiment"].as_str()), (Some("keep"), Some("e3")), "{s:#}");
+
+    // A gain of about one noise sd: within the noise on one run, so the runner repeats it.
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.5", "GAIN = 0.508");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "4"], 0);
+    let full_runs: i64 = query(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 4 AND tier = 'full'");
+    assert!(full_runs >= 2, "NEEDS_REPEATS reran the candidate: {full_runs} runs\n{s:#}");
+    assert_eq!(gate_row(&lab, "e4").2, full_runs, "the gate judged every run");
+    let seeds: String = query(&lab, "SELECT group_concat(seed) FROM runs WHERE experiment_id = 4");
+    assert!(seeds.starts_with("4,5"), "repeats count up from the given seed: {seeds}");
+    lab.git(&["checkout", "--", "leaves/noisy/train.py"]);
+
+    // A seed-only change is flagged and never kept on one run.
+    edit(&lab, "leaves/noisy/train.py", "SEED_SHIFT = 0", "SEED_SHIFT = 6");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "5"], 0);
+    let e = s["experiment"].as_str().unwrap().to_owned();
+    let (_, flags, _) = gate_row(&lab, &e);
+    assert_eq!(flags, "[\"seed-only\"]", "{s:#}");
+    assert!(s["note"].as_str().unwrap().contains("flagged seed-only"), "{s:#}");
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+
+    // `lab gate` is read-only and agrees with the recorded decision.
+    let before = (lab.git(&["status", "--porcelain"]), query::<i64>(&lab, "SELECT COUNT(*) FROM gate_reports"));
+    let g = lab.json(&["gate", "e3"]);
+    assert_eq!((g["mode"].as_str(), g["leader"]["experiment"].as_str()), (Some("scalar"), Some("e3")), "{g:#}");
+    let g = lab.json(&["gate", &e]);
+    assert_eq!(g["flags"][0], "seed-only", "{g:#}");
+    assert_eq!(g["decided"]["verdict"], "fail", "{g:#}");
+    let after = (lab.git(&["status", "--porcelain"]), query::<i64>(&lab, "SELECT COUNT(*) FROM gate_reports"));
+    assert_eq!(before, after, "lab gate wrote nothing");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM holdout_reads"), 0, "no decision read the held-out split");
+
+    // The held-out split: sealed at run time, read only here, every read counted.
+    let h = lab.json(&["holdout", "noisy"]);
+    assert_eq!((h["reads"].as_u64(), h["leader"]["experiment"].as_str()), (Some(1), Some("e3")), "{h:#}");
+    let (val, holdout) = (h["leader"]["val"].as_f64().unwrap(), h["leader"]["holdout"].as_f64().unwrap());
+    assert!((holdout - val - 0.01).abs() < 1e-9, "{h:#}");
+    assert_eq!(h["baseline"]["experiment"], "e1");
+    assert_eq!(h["transferred"], true, "{h:#}");
+    let out = lab.cmd(&["holdout", "noisy"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has been read 2 times"));
+    let results: String = query(&lab, "SELECT group_concat(metrics) FROM results");
+    assert!(!results.contains("holdout"), "held-out metrics never reach results: {results}");
+
+    // A checkpoint: written once, with a red team; an edited evaluation fails its claim.
+    let path = lab.ok(&["checkpoint", "first", "noisy"]);
+    let md = std::fs::read_to_string(path.trim()).unwrap();
+    assert!(md.contains("- leader: e3 (loss = ") && md.contains("`evaluate.py` "), "{md}");
+    assert!(
+        md.contains(
+            "| frozen files unchanged | an edited evaluation | every frozen file matches leaf.lock | **holds** |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| leader reproducible | a lucky seed |")
+            && md.contains("| validation gain transferred to held-out |")
+    );
+    lab.fails(&["checkpoint", "first", "noisy"], 3);
+    lab.fails(&["checkpoint", "Bad Name", "noisy"], 2);
+    edit(&lab, "leaves/noisy/evaluate.py", "+ 0.01", "+ 0.02");
+    let c = lab.json(&["checkpoint", "second", "noisy"]);
+    let frozen = c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "frozen files unchanged").unwrap();
+    assert_eq!(frozen["verdict"], "fails", "{c:#}");
+    assert!(frozen["evidence"].as_str().unwrap().contains("`evaluate.py` changed since the lock"), "{c:#}");
+    let noise =
+        c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "improvement larger than noise").unwrap();
+    assert_eq!(noise["verdict"], "holds", "{c:#}");
+    assert_eq!(c["state"]["holdout"]["reads"], 4, "checkpoints count as held-out reads: {c:#}");
+}
+
+#[test]
+fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
+    let lab = lab_with(&["quality"]);
+    let predict = "leaves/quality/predict.py";
+    assert_eq!(run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "1"], 0)["verdict"], "keep");
+    edit(&lab, predict, "SCALE = 0.5", "SCALE = 1.0");
+    let s = run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "1"], 0);
+    assert_eq!(s["verdict"], "keep", "a real improvement: {s:#}");
+    assert!(s["note"].as_str().unwrap().contains("predictions mode"), "{s:#}");
+    assert_eq!(gate_row(&lab, "e2"), ("pass".into(), "[]".into(), 75));
+
+    // Noise-sized change: predictions jittered by 1e-4, not a real gain.
+    edit(&lab, predict, "JITTER = 0.0", "JITTER = 0.0001");
+    let s = run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "1"], 0);
+    assert_eq!((s["verdict"].as_str(), gate_row(&lab, "e3").0.as_str()), (Some("discard"), "fail"), "{s:#}");
+
+    // Seed-only change: flagged, and predictions mode never keeps a flagged candidate.
+    edit(&lab, predict, "SEED_SHIFT = 0", "SEED_SHIFT = 1");
+    let s = run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "1"], 0);
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+    assert_eq!(gate_row(&lab, "e4").1, "[\"seed-only\"]");
+    assert!(lab.path("leaves/quality/_archive/e4-discard/candidate.patch").is_file());
+
+    // Held-out transfer: the leader's gain over the first baseline holds on the held-out split.
+    let h = lab.json(&["holdout", "quality"]);
+    assert_eq!((h["leader"]["experiment"].as_str(), h["baseline"]["experiment"].as_str()), (Some("e2"), Some("e1")));
+    assert_eq!((h["transferred"].as_bool(), h["reads"].as_u64()), (Some(true), Some(1)), "{h:#}");
+
+    // A scored prediction file edited afterwards: the gate refuses, the checkpoint's red team fails it.
+    let g = lab.json(&["gate", "e2"]);
+    assert_eq!(g["leader"]["experiment"], "e2", "{g:#}");
+    let val = lab.path(".lab/runs/e2/full/predictions/val.npy");
+    let mut bytes = std::fs::read(&val).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&val, bytes).unwrap();
+    let err = lab.fails(&["gate", "e3"], 3);
+    assert!(err.contains("changed since it was scored"), "{err}");
+    let c = lab.json(&["checkpoint", "edited", "quality"]);
+    let claim =
+        c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "prediction files unchanged since scoring");
+    assert_eq!(claim.unwrap()["verdict"], "fails", "{c:#}");
+}
