@@ -15,9 +15,11 @@
 //!
 //! A kept blend commits nothing (no code changed): the leader may be a blend,
 //! and `lab submit` then writes the blend's `submission` predictions. The
-//! weights are searched on the val split that the gate then reads, so a blend's
-//! gain carries the optimism of a few tuned weights; the held-out split, which
-//! no keep decision reads, is where `lab holdout` checks that it transferred.
+//! weights are searched on val, so the val predictions the gate reads are
+//! cross-fitted (`weights::cross_fit`: each item blended with weights searched
+//! on the other folds) and carry no optimism from the search; holdout and
+//! submission take the weights searched on all of val, and the held-out split,
+//! which no keep decision reads, is where `lab holdout` checks the transfer.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -130,7 +132,8 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
     let search = weights::search(kind, &y, &val).map_err(bad)?;
     let component_scores = val.iter().map(|p| gate::score(kind, &y, p)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let error_correlation = weights::error_correlations(&y, &val);
-    let mut splits = vec![("val".to_owned(), weights::combine(&search.weights, &val))];
+    // The gate reads the out-of-fold blend on val; the other splits take the weights searched on all of val.
+    let mut splits = vec![("val".to_owned(), weights::cross_fit(kind, &y, &val).map_err(bad)?)];
     for split in prepared::SPLITS.iter().skip(1).chain([&prepared::SUBMISSION]) {
         // A split is blended only when every component predicted it.
         if runs.iter().all(|r| r.predictions(split).is_some()) {

@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use crate::gate::{self, MetricError, MetricKind};
 
+/// Folds of the cross-fitted blend the gate judges ([`cross_fit`]).
+pub const FOLDS: usize = 5;
 /// Grid resolution: weights are multiples of 1/STEPS.
 pub const STEPS: usize = 20;
 /// Most components searched exhaustively; beyond, the greedy search.
@@ -53,6 +55,25 @@ pub fn search(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> Result<Se
         return Err(MetricError::Constant { metric: kind, what: "blends" });
     };
     Ok(Search { weights: to_weights(&units), score: best.score, method, evaluated: best.evaluated })
+}
+
+/// The out-of-fold blend: item `i` falls in fold `i % FOLDS` and is blended with
+/// the weights [`search`] finds on the other folds, so no item's blended
+/// prediction was tuned on that item. This is what the gate judges: weights
+/// searched on the very items that then score them would carry their optimism
+/// into the decision.
+pub fn cross_fit(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> Result<Vec<f64>, MetricError> {
+    let mut out = vec![f64::NAN; y.len()];
+    for fold in 0..FOLDS {
+        let rest: Vec<usize> = (0..y.len()).filter(|i| i % FOLDS != fold).collect();
+        let pick = |v: &[f64]| rest.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let parts: Vec<Vec<f64>> = components.iter().map(|c| pick(c)).collect();
+        let weights = search(kind, &pick(y), &parts)?.weights;
+        for i in (fold..y.len()).step_by(FOLDS) {
+            out[i] = weights.iter().zip(components).map(|(w, c)| w * c[i]).sum();
+        }
+    }
+    Ok(out)
 }
 
 /// The blend `sum_i weights[i] * components[i]`, item by item.
@@ -207,6 +228,25 @@ mod tests {
             assert_eq!(s.weights[0], 0.0, "the error-correlated noise gets nothing: {s:?}");
             assert_eq!(search(MetricKind::Mae, &truth, &components[..n]).unwrap(), s, "deterministic");
         }
+    }
+
+    #[test]
+    fn the_cross_fitted_blend_uses_weights_from_the_other_folds_only() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let truth = normal(&mut rng, 200);
+        let (a, b) = (normal(&mut rng, 200), normal(&mut rng, 200));
+        let components = vec![noisy(&truth, &a, 0.3), noisy(&truth, &b, 0.3)];
+        let oof = cross_fit(MetricKind::Mae, &truth, &components).unwrap();
+        // Item 0 is in fold 0: its blend uses the weights searched without fold 0.
+        let rest: Vec<usize> = (0..200).filter(|i| i % FOLDS != 0).collect();
+        let pick = |v: &[f64]| rest.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+        let parts: Vec<Vec<f64>> = components.iter().map(|c| pick(c)).collect();
+        let w = search(MetricKind::Mae, &pick(&truth), &parts).unwrap().weights;
+        assert!(close(oof[0], w[0] * components[0][0] + w[1] * components[1][0], 1e-12));
+        assert!(oof.iter().all(|p| p.is_finite()));
+        // With the truth among the components every fold gives it all the weight.
+        let with_truth = vec![components[0].clone(), truth.clone()];
+        assert_eq!(cross_fit(MetricKind::Rae, &truth, &with_truth).unwrap(), truth);
     }
 
     #[test]

@@ -20,7 +20,10 @@ use crate::runner::progress::format_number;
 /// components, greedy forward selection beyond). The blend is recorded as a
 /// new experiment (hypothesis "blend of e3+e7", mechanism "uncorrelated errors
 /// cancel") whose blended val, holdout and submission predictions are scored by
-/// the harness and judged by the gate against the leader; the weights go into
+/// the harness and judged by the gate against the leader. The val predictions
+/// the gate reads are cross-fitted (5 folds: each item blended with weights
+/// searched on the other folds), so the search's optimism never reaches the
+/// decision; holdout and submission use the weights of all of val, which go into
 /// the result's metrics (weight.e3) and note. A kept blend commits nothing (no
 /// code changed) but becomes the leader, and `lab submit` then writes its
 /// predictions. Exit codes: 0 a result was recorded (keep or discard), 2 fewer
