@@ -11,7 +11,7 @@ use crate::cmd::Command;
 /// Leaves are self-contained workspaces; the research memory records every
 /// hypothesis, experiment and result; the runner and the gate decide what is
 /// kept. Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 refused by a rule
-/// of the protocol.
+/// of the protocol, 4 the experiment crashed (its result is recorded).
 #[derive(Debug, Parser)]
 #[command(name = "lab", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

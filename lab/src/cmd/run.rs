@@ -20,9 +20,11 @@ use crate::runner::{self, RunOptions, RunSummary};
 /// standing "baseline"/"run" hypothesis) and its result. Without --decide the
 /// result is a discard that touches no file. With --decide a smoke run goes
 /// first (--no-smoke skips it) and a failed smoke stops there; the full run is
-/// then kept (its mutable files committed) when there is no leader yet or it
-/// beats the leader by more than gate.min_improvement, else discarded (its diff
-/// saved as candidate.patch, its mutable files restored). Exit codes: 0 a result
+/// then judged by the gate (`lab gate`): kept (its mutable files committed) when
+/// there is no leader yet or the lower bound of its improvement over the leader
+/// clears gate.min_improvement; repeated with new seeds while the gap is within
+/// the noise; else discarded (its diff and artifacts archived under the leaf's
+/// `_archive/`, its mutable files restored). Exit codes: 0 a result
 /// was recorded (keep or discard), 4 the experiment crashed (its result is
 /// recorded), 3 refused, 2 bad usage.
 #[derive(Debug, Args)]
