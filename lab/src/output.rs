@@ -2,12 +2,15 @@
 //!
 //! Read commands build a [`Table`] (rows of JSON values under named columns) or a
 //! [`Report`] (titled sections of tables plus a JSON document) and hand it here.
+//! Write commands answer with [`answer`]: one JSON object under `--json`, else
+//! their usual text.
 //! Status and progress go to stderr elsewhere; nothing here writes to stderr.
 
 use std::io::{self, Write};
 
 use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, presets};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,6 +38,17 @@ impl FormatArgs {
     pub fn format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
     }
+}
+
+/// A write command's answer on stdout: `value` as one pretty-printed JSON
+/// document when `json` (its `--json` flag), else whatever `text` prints.
+pub fn answer<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce()) -> serde_json::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        text();
+    }
+    Ok(())
 }
 
 /// Rows under named columns; cells are JSON so numbers stay numbers in JSON output.
@@ -77,7 +91,7 @@ impl Table {
         let mut table = comfy_table::Table::new();
         table.load_style(style).set_content_arrangement(ContentArrangement::Disabled).set_header(&self.columns);
         for row in &self.rows {
-            table.add_row(row.iter().map(cell_text));
+            table.add_row(row.iter().map(display_text));
         }
         table
     }
@@ -89,6 +103,31 @@ impl Table {
             writer.write_record(row.iter().map(cell_text))?;
         }
         writer.flush()
+    }
+}
+
+/// Short, readable numbers: integers bare, others with 4 significant digits.
+pub fn format_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) {
+        format!("{x:.3e}")
+    } else {
+        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
+        format!("{x:.digits$}")
+    }
+}
+
+/// A cell as people read it in `table` and `md`: like [`cell_text`], but
+/// fractional numbers with 4 significant digits and an object of scalars as
+/// `key=value` pairs (`rae=0.3801 mae=0.5977`). Machine formats keep every digit.
+pub fn display_text(value: &Value) -> String {
+    match value {
+        Value::Number(n) if n.is_f64() => n.as_f64().map_or_else(|| n.to_string(), format_number),
+        Value::Object(map) if map.values().all(|v| !v.is_object() && !v.is_array()) => {
+            map.iter().map(|(k, v)| format!("{k}={}", display_text(v))).collect::<Vec<_>>().join(" ")
+        }
+        other => cell_text(other),
     }
 }
 
@@ -130,6 +169,19 @@ impl Report {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn people_read_short_numbers_and_machines_every_digit() {
+        assert_eq!(format_number(100.0), "100");
+        assert_eq!(format_number(0.99312), "0.9931");
+        assert_eq!(format_number(12.3456), "12.35");
+        assert_eq!(format_number(0.00012), "1.200e-4");
+        assert_eq!(format_number(f64::NAN), "NaN");
+        let metrics = json!({"rae": 0.380_145_705, "n": 3, "note": "x"});
+        assert_eq!(display_text(&metrics), "rae=0.3801 n=3 note=x");
+        assert_eq!(display_text(&json!({"a": [1, 2]})), r#"{"a":[1,2]}"#);
+        assert_eq!(cell_text(&json!(0.380_145_705)), "0.380145705");
+    }
 
     fn sample() -> Table {
         let mut t = Table::new(&["id", "title", "val_bpb"]);

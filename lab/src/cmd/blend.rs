@@ -7,8 +7,8 @@ use crate::analysis::blend::{self, BlendOptions, BlendSummary};
 use crate::ctx::Ctx;
 use crate::ids::ExperimentId;
 use crate::leaf;
+use crate::output::format_number;
 use crate::output::{Format, Table};
-use crate::runner::progress::format_number;
 
 /// Blend kept models' val predictions with non-negative weights and submit the blend as a candidate.
 ///

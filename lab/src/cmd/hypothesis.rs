@@ -1,7 +1,9 @@
 use anyhow::Result;
 use clap::Args;
+use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::output;
 use crate::store::records::{self, NewHypothesis};
 
 /// Register what you are testing and why; prints its id (h<N>).
@@ -18,6 +20,9 @@ pub struct HypothesisArgs {
     /// What you expect to see if the mechanism holds
     #[arg(long, visible_alias = "expected")]
     pub predict: Option<String>,
+    /// Print the hypothesis (id, leaf, title, mechanism, prediction) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
@@ -30,6 +35,13 @@ pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
         created_at: records::now(),
     };
     let id = store.write(|tx| records::add_hypothesis(tx, &hypothesis))?;
-    println!("{id}");
+    let answer = json!({
+        "hypothesis": id.to_string(),
+        "leaf": hypothesis.leaf,
+        "title": hypothesis.title,
+        "mechanism": hypothesis.mechanism,
+        "prediction": hypothesis.prediction,
+    });
+    output::answer(args.json, &answer, || println!("{id}"))?;
     Ok(())
 }

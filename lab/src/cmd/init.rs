@@ -3,8 +3,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::output;
 use crate::root::{self, LabRoot, RootManifest};
 
 /// Make a directory a lab root: write lab.yaml and create .lab/ with the research database.
@@ -17,6 +19,9 @@ pub struct InitArgs {
     /// The lab's name (default: the directory's name)
     #[arg(long)]
     pub name: Option<String>,
+    /// Print the lab root, its database and whether it was created as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
@@ -33,14 +38,21 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
     }
     let lab = LabRoot::open(dir)?;
     let store = lab.open_store()?;
+    let schema_version = store.schema_version()?;
     eprintln!(
-        "{} lab `{}` at {} (database {}, schema v{})",
+        "{} lab `{}` at {} (database {}, schema v{schema_version})",
         if existed { "checked" } else { "initialised" },
         lab.manifest.name,
         lab.dir.display(),
         store.path().display(),
-        store.schema_version()?
     );
-    println!("{}", lab.dir.display());
+    let answer = json!({
+        "root": lab.dir.display().to_string(),
+        "name": lab.manifest.name,
+        "database": store.path().display().to_string(),
+        "schema_version": schema_version,
+        "created": !existed,
+    });
+    output::answer(args.json, &answer, || println!("{}", lab.dir.display()))?;
     Ok(())
 }

@@ -1,11 +1,13 @@
 use anyhow::Result;
 use clap::Args;
+use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::leaf::discover::shown;
-use crate::leaf::lock::{ChangeKind, Lock};
+use crate::leaf::lock::{Change, ChangeKind, Lock};
 use crate::leaf::{self, Leaf};
+use crate::output;
 
 /// Rewrite a leaf's leaf.lock from its frozen files, deliberately, and print what changed.
 ///
@@ -17,6 +19,9 @@ use crate::leaf::{self, Leaf};
 pub struct LockArgs {
     /// The leaf: a name or a directory (`.` inside it)
     pub leaf: String,
+    /// Print the lock written and every frozen file (path, status, sha256) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, args: LockArgs) -> Result<()> {
@@ -43,20 +48,47 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Result<()> {
     let existed = recorded.is_some();
     let now = Lock::compute(&leaf)?;
     let changes = recorded.unwrap_or_default().diff(&now, |_| false);
-    for change in &changes {
-        let verb = match change.kind {
-            ChangeKind::Modified => "changed",
-            ChangeKind::Unlisted => "added",
-            ChangeKind::Missing | ChangeKind::Unfrozen => "removed",
-        };
-        println!("{verb} {}", change.path);
+    let path = leaf.dir.join(crate::leaf::lock::FILE);
+    let written = !(changes.is_empty() && existed);
+    if written {
+        now.write(&leaf.dir)?;
     }
-    let at = shown(&lab.dir, &leaf.dir.join(crate::leaf::lock::FILE));
-    if changes.is_empty() && existed {
+    let answer = json!({
+        "leaf": leaf.name(),
+        "lock": path.display().to_string(),
+        "written": written,
+        "changed": changes.len(),
+        "files": files(&now, &changes),
+    });
+    output::answer(args.json, &answer, || {
+        for change in &changes {
+            println!("{} {}", verb(change.kind), change.path);
+        }
+    })?;
+    let at = shown(&lab.dir, &path);
+    if written {
+        eprintln!("wrote {at}: {} frozen files, {} changed", now.files.len(), changes.len());
+    } else {
         eprintln!("{at} is up to date ({} frozen files)", now.files.len());
-        return Ok(());
     }
-    now.write(&leaf.dir)?;
-    eprintln!("wrote {at}: {} frozen files, {} changed", now.files.len(), changes.len());
     Ok(())
+}
+
+fn verb(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Modified => "changed",
+        ChangeKind::Unlisted => "added",
+        ChangeKind::Missing | ChangeKind::Unfrozen => "removed",
+    }
+}
+
+/// Every file of the new lock and every one it drops, by path: its status and
+/// its sha256 in the new lock (null when removed).
+fn files(now: &Lock, changes: &[Change]) -> Vec<Value> {
+    let status = |path: &str| changes.iter().find(|c| c.path == path).map_or("unchanged", |c| verb(c.kind));
+    let mut files: Vec<(&str, Option<&str>)> =
+        now.files.iter().map(|(p, sha)| (p.as_str(), Some(sha.as_str()))).collect();
+    files.extend(changes.iter().filter(|c| !now.files.contains_key(&c.path)).map(|c| (c.path.as_str(), None)));
+    files.sort_unstable();
+    files.into_iter().map(|(path, sha256)| json!({"path": path, "status": status(path), "sha256": sha256})).collect()
 }

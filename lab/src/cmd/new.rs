@@ -2,13 +2,15 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::leaf::discover::shown;
 use crate::leaf::manifest::validate_name;
-use crate::leaf::scaffold::{self, Plan, Request};
+use crate::leaf::scaffold::{self, Plan, Planned, Request};
 use crate::leaf::{stage, template};
+use crate::output;
 
 /// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
 ///
@@ -40,6 +42,9 @@ pub struct NewArgs {
     /// Replace the template's files in an existing leaf directory (other files are kept)
     #[arg(long)]
     pub force: bool,
+    /// Print the leaf directory and the plan (every file with its action) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
@@ -70,8 +75,22 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
         leaf_dir: &leaf_dir,
     };
     let plan = scaffold::plan(&request)?;
+    let answer = |dry_run: bool| {
+        let files: Vec<Value> = plan
+            .files
+            .iter()
+            .map(|f| json!({"path": f.path, "action": action(f, args.force), "origin": f.origin, "bytes": f.bytes.len()}))
+            .collect();
+        json!({
+            "leaf": args.name,
+            "dir": leaf_dir.display().to_string(),
+            "template": plan.template,
+            "dry_run": dry_run,
+            "files": files,
+        })
+    };
     if args.dry_run {
-        print_plan(&root, &plan, args.force);
+        output::answer(args.json, &answer(true), || print_plan(&root, &plan, args.force))?;
         return match stage::refusal(&plan, args.force) {
             Some(refused) => Err(refused.into()),
             None => Ok(()),
@@ -88,18 +107,24 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
         args.name,
         args.name
     );
-    println!("{}", leaf_dir.display());
+    output::answer(args.json, &answer(false), || println!("{}", leaf_dir.display()))?;
     Ok(())
+}
+
+/// What writing the plan does to one file: create it, replace it (`--force`),
+/// or refuse because it exists.
+fn action(file: &Planned, force: bool) -> &'static str {
+    match (file.exists, force) {
+        (false, _) => "create",
+        (true, true) => "replace",
+        (true, false) => "exists",
+    }
 }
 
 fn print_plan(root: &Path, plan: &Plan, force: bool) {
     println!("would write {}/ from template `{}`:", shown(root, &plan.leaf_dir), plan.template);
     for file in &plan.files {
-        let action = match (file.exists, force) {
-            (false, _) => "create",
-            (true, true) => "replace",
-            (true, false) => "exists",
-        };
+        let action = action(file, force);
         println!("  {action:<8} {:<24} {} ({} bytes)", file.path, file.origin, file.bytes.len());
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::QueueId;
-use crate::output::{Format, FormatArgs, Table};
+use crate::output::{self, Format, FormatArgs, Table};
 use crate::stale;
 use crate::store::queue::{self, NewItem};
 use crate::store::records;
@@ -43,6 +43,9 @@ pub struct AddArgs {
     /// Queue it even if the same idea is already queued
     #[arg(long)]
     pub force: bool,
+    /// Print the item queued and the look-alikes pointed out as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +74,9 @@ pub struct CloseArgs {
     /// Why (e.g. the hypothesis it became, or why it was dropped)
     #[arg(long)]
     pub note: Option<String>,
+    /// Print the item and its new status as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
@@ -96,7 +102,17 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 created_at: records::now(),
             };
             let id = store.write(|tx| queue::add(tx, &item))?;
-            println!("{id}");
+            let answer = json!({
+                "id": id.to_string(),
+                "status": "queued",
+                "leaf": item.leaf,
+                "title": item.title,
+                "mechanism": item.mechanism,
+                "priority": item.priority,
+                "link": item.link,
+                "look_alikes": duplicates,
+            });
+            output::answer(args.json, &answer, || println!("{id}"))?;
         }
         QueueCommand::Next(args) => {
             let leaf = ctx.leaf(&lab, args.leaf);
@@ -126,7 +142,8 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
 
 fn close(store: &mut crate::store::Store, args: CloseArgs, status: &str) -> Result<()> {
     store.write(|tx| queue::close(tx, args.id, status, args.note.as_deref(), &records::now()))?;
-    println!("{} {status}", args.id);
+    let answer = json!({"id": args.id.to_string(), "status": status, "note": args.note});
+    output::answer(args.json, &answer, || println!("{} {status}", args.id))?;
     Ok(())
 }
 

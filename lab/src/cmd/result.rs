@@ -1,8 +1,10 @@
 use anyhow::Result;
 use clap::Args;
+use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::ids::ExperimentId;
+use crate::output;
 use crate::store::records::{self, Mechanism, NewResult, Verdict};
 
 /// Record what happened in an experiment; prints the verdict.
@@ -33,6 +35,9 @@ pub struct ResultArgs {
     /// Record a correction of an existing result (the earlier one is kept)
     #[arg(long)]
     pub amend: bool,
+    /// Print the result as recorded (experiment, verdict, metrics, mechanism, amended) as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, args: ResultArgs) -> Result<()> {
@@ -52,7 +57,15 @@ pub fn run(ctx: &Ctx, args: ResultArgs) -> Result<()> {
         note: None,
         created_at: records::now(),
     };
-    store.write(|tx| records::add_result(tx, &result, args.amend))?;
-    println!("{}", args.verdict);
+    let recorded = store.write(|tx| records::add_result(tx, &result, args.amend))?;
+    let answer = json!({
+        "experiment": result.experiment.to_string(),
+        "verdict": result.verdict,
+        "metrics": result.metrics,
+        "mechanism": result.mechanism,
+        "theory_revision": result.theory_revision,
+        "amended": recorded.amended,
+    });
+    output::answer(args.json, &answer, || println!("{}", args.verdict))?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::leaf;
-use crate::runner::progress::format_number;
+use crate::output::format_number;
 use crate::runner::{self, RunOptions, RunSummary};
 
 /// Run a leaf's code under its budget; the harness produces the metric and records the result.

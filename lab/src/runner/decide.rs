@@ -17,7 +17,7 @@ use super::tier::TierRun;
 use crate::gate::Verdict as GateVerdict;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
-use crate::runner::progress::format_number;
+use crate::output::format_number;
 use crate::store::Store;
 use crate::store::gate::StoredReport;
 use crate::store::queries;

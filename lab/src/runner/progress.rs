@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::protocol::{Event, decode_number};
+use crate::output::format_number;
 
 const TTY_EVERY: Duration = Duration::from_millis(250);
 const PIPE_EVERY: Duration = Duration::from_secs(10);
@@ -90,31 +91,14 @@ pub fn clock(d: Duration) -> String {
     }
 }
 
-/// Short, readable numbers: integers bare, others with 4 significant digits.
-pub fn format_number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e6) {
-        format!("{x:.3e}")
-    } else {
-        let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
-        format!("{x:.digits$}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn clocks_and_numbers_read_well() {
+    fn clocks_read_well() {
         assert_eq!(clock(Duration::from_secs(42)), "0:42");
         assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
-        assert_eq!(format_number(100.0), "100");
-        assert_eq!(format_number(0.99312), "0.9931");
-        assert_eq!(format_number(12.3456), "12.35");
-        assert_eq!(format_number(0.00012), "1.200e-4");
-        assert_eq!(format_number(f64::NAN), "NaN");
     }
 
     #[test]

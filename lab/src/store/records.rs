@@ -160,9 +160,16 @@ pub struct NewResult {
     pub created_at: String,
 }
 
+/// A result as recorded: its row id, and whether it superseded an earlier one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: i64,
+    pub amended: bool,
+}
+
 /// Record a result. A second result for the same experiment is refused unless
 /// `amend`; an amendment appends and supersedes, keeping the earlier record.
-pub fn add_result(tx: &Transaction<'_>, r: &NewResult, amend: bool) -> Result<i64> {
+pub fn add_result(tx: &Transaction<'_>, r: &NewResult, amend: bool) -> Result<Recorded> {
     let (leaf, hypothesis): (Option<String>, i64) = tx
         .query_row("SELECT leaf, hypothesis_id FROM experiments WHERE id = ?1", [r.experiment.0], |row| {
             Ok((row.get(0)?, row.get(1)?))
@@ -216,5 +223,5 @@ pub fn add_result(tx: &Transaction<'_>, r: &NewResult, amend: bool) -> Result<i6
     if let Some(mechanism) = r.mechanism {
         tx.execute("UPDATE hypotheses SET status = ?1 WHERE id = ?2", params![mechanism.as_str(), hypothesis])?;
     }
-    Ok(id)
+    Ok(Recorded { id, amended: previous.is_some() })
 }
