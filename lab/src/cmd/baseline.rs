@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf;
-use crate::output::format_number;
+use crate::output::{self, format_number};
 use crate::runner::baseline::{self, BaselineOptions};
 
 /// Rerun the leader's committed code under new seeds and store the spread of its metric.
@@ -45,21 +45,19 @@ pub fn run(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
     let options =
         BaselineOptions { leaf_dir, repeats: args.repeats, budget: args.budget, quiet: args.quiet, seed: args.seed };
     let s = baseline::baseline(&lab, &mut store, options)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-        return Ok(());
-    }
-    let seeds: Vec<String> = s.seeds.iter().map(ToString::to_string).collect();
-    println!(
-        "{} baseline of leader {}: {} runs, {} mean {} sd {}",
-        s.leaf,
-        s.leader,
-        s.n,
-        s.metric,
-        format_number(s.mean),
-        format_number(s.sd)
-    );
-    println!("  new seeds: {}", seeds.join(", "));
-    println!("  log: {}", s.log);
+    output::answer(args.json, &s, || {
+        let seeds: Vec<String> = s.seeds.iter().map(ToString::to_string).collect();
+        println!(
+            "{} baseline of leader {}: {} runs, {} mean {} sd {}",
+            s.leaf,
+            s.leader,
+            s.n,
+            s.metric,
+            format_number(s.mean),
+            format_number(s.sd)
+        );
+        println!("  new seeds: {}", seeds.join(", "));
+        println!("  log: {}", s.log);
+    })?;
     Ok(())
 }

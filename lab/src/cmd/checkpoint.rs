@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
+use crate::output;
 use crate::runner::checkpoint;
 
 /// Write `.lab/checkpoints/NAME.md`: the leader and its metric, the noise
@@ -32,10 +33,6 @@ pub fn run(ctx: &Ctx, args: CheckpointArgs) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
     let c = checkpoint::checkpoint(&lab, &mut store, &leaf, &args.name)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&c)?);
-    } else {
-        println!("{}", c.path);
-    }
+    output::answer(args.json, &c, || println!("{}", c.path))?;
     Ok(())
 }

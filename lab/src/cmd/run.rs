@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::leaf;
-use crate::output::format_number;
+use crate::output::{self, format_number};
 use crate::runner::{self, RunOptions, RunSummary};
 
 /// Run a leaf's code under its budget; the harness produces the metric and records the result.
@@ -75,11 +75,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         quiet: args.quiet,
     };
     let summary = runner::run(&lab, &mut store, options)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
+    output::answer(args.json, &summary, || print_summary(&summary))?;
     if summary.exit_reason != runner::ExitReason::Ok {
         return Err(LabError::crashed(format!(
             "{} crashed ({}: {}); its result is recorded",

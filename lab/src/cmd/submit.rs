@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
+use crate::output;
 use crate::submit::{self, Outcome};
 
 /// Write the leader's predictions for the leaf's submission inputs in its declared
@@ -33,11 +34,10 @@ pub fn run(ctx: &Ctx, args: SubmitArgs) -> Result<()> {
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
     let output = args.output.map(|p| ctx.cwd.join(p));
     match submit::submit(&lab, &mut store, &leaf, args.if_idle, output)? {
-        Outcome::Written(s) if args.json => println!("{}", serde_json::to_string_pretty(&s)?),
-        Outcome::Written(s) => {
+        Outcome::Written(s) => output::answer(args.json, &s, || {
             println!("{}", s.path);
             eprintln!("{} rows from leader {} (sha256 {})", s.rows, s.experiment, s.sha256);
-        }
+        })?,
         Outcome::Skipped { experiment, kept_at } => {
             if args.json {
                 println!("{}", serde_json::json!({ "skipped": true, "last_keep": experiment, "kept_at": kept_at }));
