@@ -17,8 +17,9 @@ use tempfile::NamedTempFile;
 use crate::error::LabError;
 use crate::fingerprint;
 use crate::ids::ExperimentId;
-use crate::leaf::{Leaf, lock::Lock};
+use crate::leaf::Leaf;
 use crate::root::LabRoot;
+use crate::runner::inputs;
 use crate::runner::predictions::{prepared_dir, read_flat};
 use crate::runner::protocol::prepared;
 use crate::store::Store;
@@ -60,7 +61,7 @@ pub fn submit(
         }
     }
     let metric = &leaf.manifest.metric;
-    let lock_sha256 = Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = inputs::comparability(lab, store, leaf)?.key;
     let leader =
         runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?.ok_or_else(|| {
             LabError::refused(format!("leaf `{}` has no leader under its current leaf.lock", leaf.name()))

@@ -104,8 +104,10 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
 
     // `lab gate` is read-only and agrees with the recorded decision.
     let before = (lab.git(&["status", "--porcelain"]), query::<i64>(&lab, "SELECT COUNT(*) FROM gate_reports"));
+    // The leader's own gate compares it with the best other keep, the first baseline.
     let g = lab.json(&["gate", "e3"]);
-    assert_eq!((g["mode"].as_str(), g["leader"]["experiment"].as_str()), (Some("scalar"), Some("e3")), "{g:#}");
+    assert_eq!((g["mode"].as_str(), g["leader"]["experiment"].as_str()), (Some("scalar"), Some("e1")), "{g:#}");
+    assert_eq!(g["verdict"], "pass", "{g:#}");
     let g = lab.json(&["gate", &e]);
     assert_eq!(g["flags"][0], "seed-only", "{g:#}");
     assert_eq!(g["decided"]["verdict"], "fail", "{g:#}");
@@ -182,7 +184,7 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
 
     // A scored prediction file edited afterwards: the gate refuses, the checkpoint's red team fails it.
     let g = lab.json(&["gate", "e2"]);
-    assert_eq!(g["leader"]["experiment"], "e2", "{g:#}");
+    assert_eq!((g["leader"]["experiment"].as_str(), g["verdict"].as_str()), (Some("e1"), Some("pass")), "{g:#}");
     let val = lab.path(".lab/runs/e2/full/predictions/val.npy");
     let mut bytes = std::fs::read(&val).unwrap();
     let last = bytes.len() - 1;

@@ -37,7 +37,7 @@ use crate::leaf::{Leaf, lock};
 use crate::output::format_number;
 use crate::root::LabRoot;
 use crate::runner::protocol::prepared;
-use crate::runner::{decide, judge, predictions};
+use crate::runner::{decide, inputs, judge, predictions};
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::gate as gate_records;
@@ -116,7 +116,7 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
         .into());
     }
     lock::ensure_unchanged(&leaf)?;
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = inputs::comparability(lab, store, &leaf)?.key;
     let kind: MetricKind = leaf.manifest.metric.name.parse().map_err(|e| LabError::usage(format!("{e}")))?;
     let runs = components(store, &leaf, &lock_sha256, opts.components)?;
     let prepared = predictions::prepared_dir(&lab.data_dir.join("data").join(leaf.name()), &lock_sha256);

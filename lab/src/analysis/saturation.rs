@@ -20,8 +20,9 @@ use super::evidence;
 use crate::error::LabError;
 use crate::gate::{self, MetricKind};
 use crate::ids::ExperimentId;
-use crate::leaf::{Leaf, discover, lock};
+use crate::leaf::{Leaf, discover};
 use crate::root::LabRoot;
+use crate::runner::inputs;
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::runs;
@@ -74,7 +75,7 @@ pub fn assess(store: &Store, leaf: &Leaf, lock_sha256: &str) -> Result<Saturatio
         advice: None,
     };
     let Some(leader) = runs::leader(conn, leaf.name(), &metric.name, metric.goal, lock_sha256)? else {
-        report.reason = "no leader under this leaf.lock yet".into();
+        report.reason = "no comparable leader yet (same leaf.lock and inputs)".into();
         return Ok(report);
     };
     let leader_id: ExperimentId = leader.experiment.parse()?;
@@ -103,7 +104,7 @@ pub fn of_leaf(lab: &LabRoot, store: &Store, leaf: &str) -> Result<Option<Satura
     if !leaf.manifest.entry.is_predictions() {
         return Ok(None);
     }
-    Ok(Some(assess(store, &leaf, &lock::Lock::sha256(&leaf.dir)?)?))
+    Ok(Some(assess(store, &leaf, &inputs::comparability(lab, store, &leaf)?.key)?))
 }
 
 fn scored(store: &Store, id: ExperimentId) -> Result<ScoredRun> {

@@ -7,15 +7,15 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::ExperimentId;
-use crate::leaf::{self, Leaf, lock};
+use crate::leaf::{self, Leaf};
 use crate::output::{FormatArgs, Report, Table};
-use crate::runner::judge;
+use crate::runner::{inputs, judge};
 use crate::store::gate as records;
 
 /// The honest improvement of an experiment over the current leader: its
 /// interval, the probability it is better, the gate's verdict and why.
 ///
-/// Read-only: no file is touched and no verdict changes. Predictions mode
+/// The leader itself is compared with the best other kept result. Read-only: no file is touched and no verdict changes. Predictions mode
 /// re-hashes every prediction and label file first and refuses (exit 3) one
 /// that changed since it was scored. The verdict recorded when the experiment
 /// was decided, if it was, is shown beside it.
@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, args: GateArgs) -> Result<()> {
     let name = records::experiment_leaf(store.conn(), e)?
         .ok_or_else(|| LabError::usage(format!("{e} belongs to no leaf: the gate judges leaf runs")))?;
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, Some(&name))?)?;
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let j = judge::judge(&store, &leaf, e, &lock_sha256)?;
     let decided = records::latest_report(store.conn(), e)?;
     let r = &j.report;

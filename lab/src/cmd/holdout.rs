@@ -5,9 +5,9 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
-use crate::leaf::{self, Leaf, lock};
+use crate::leaf::{self, Leaf};
 use crate::output::{FormatArgs, Report, Table};
-use crate::runner::heldout;
+use crate::runner::{heldout, inputs};
 
 /// Score the leader (and the first baseline) on the held-out split that no
 /// keep decision reads, and say whether the validation gain transferred.
@@ -28,7 +28,7 @@ pub struct HoldoutArgs {
 pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let t = heldout::transfer(&mut store, &leaf, &lock_sha256, "lab holdout")?;
     eprintln!("the held-out split of `{}` has been read {} times", t.leaf, t.reads);
     let mut scores = Table::new(&["role", "experiment", "val", "holdout"]);

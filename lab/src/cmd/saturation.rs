@@ -6,8 +6,9 @@ use serde_json::json;
 
 use crate::analysis::saturation::{self, Saturation};
 use crate::ctx::Ctx;
-use crate::leaf::{self, Leaf, lock};
+use crate::leaf::{self, Leaf};
 use crate::output::{FormatArgs, Report, Table};
+use crate::runner::inputs;
 
 /// Correlation of each recent candidate's val predictions with the leader's, and the verdict.
 ///
@@ -30,7 +31,7 @@ pub struct SaturationArgs {
 pub fn run(ctx: &Ctx, args: SaturationArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let report = saturation::assess(&store, &leaf, &lock_sha256)?;
     let sections = sections(&report);
     Report { json: json!(report), sections }.write(args.output.format(), &mut std::io::stdout().lock())?;

@@ -2,7 +2,9 @@
 //!
 //! Nothing stops at the first problem: a contributor gets the whole list in one
 //! run. Each message starts with the file it concerns. A leaf passes when:
-//! - `leaf.yaml` parses and validates, and its `name` is the directory's name;
+//! - `leaf.yaml` parses and validates (its `inputs` included: other leaves'
+//!   names and plain file names, in-process mode; see `inputs.rs`), and its
+//!   `name` is the directory's name;
 //! - `program.md` exists, is frozen, and has the seven sections (see `program.rs`)
 //!   with Section 1 filled in;
 //! - every mutable and every frozen glob matches at least one file, and no file

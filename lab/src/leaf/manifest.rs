@@ -19,8 +19,10 @@
 //! entry: { mode: in-process, train: "train:train", evaluate: "evaluate:evaluate" }
 //! budget: { full: 5m, smoke: 30s }
 //! python: { requires: ["torch>=2.2", numpy] }
+//! inputs: { base: { leaf: pretrain, file: checkpoint.pt } }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,6 +62,21 @@ pub struct Manifest {
     /// submission file for the unlabelled `submission` split (`lab submit`).
     #[serde(default)]
     pub submission: Option<SubmissionSpec>,
+    /// Files taken from other leaves' leaders, by name (`lab.input(name)`); see `inputs.rs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, InputSpec>,
+}
+
+/// One declared input: the file `file` in the run directory of the current
+/// leader of leaf `leaf`. Without a leader the leaf runs on its documented
+/// fallback, unless `required`, when `lab run` refuses and names the leaf to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub leaf: String,
+    pub file: String,
+    #[serde(default)]
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,6 +364,7 @@ impl Manifest {
                 problems.push(format!("submission.rows `{}` must be `module:function`", submission.rows));
             }
         }
+        problems.extend(super::inputs::problems(self));
         if self.budget.smoke.is_zero() || self.budget.full.is_zero() {
             problems.push("budgets must be longer than zero".into());
         }

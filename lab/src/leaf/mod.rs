@@ -5,13 +5,15 @@
 //! records, which name leaves, find their directory again by name.
 //!
 //! Layout: `manifest` (the leaf.yaml schema), `files` (globs to files), `lock`
-//! (fingerprints of frozen files), `discover` (walking the leaves directory),
+//! (fingerprints of frozen files), `inputs` (files taken from other leaves' leaders
+//! and the comparability key), `discover` (walking the leaves directory),
 //! `check` (every problem of a contributed leaf), `template` and `scaffold`
 //! (`lab new`), `program` (the sections every program.md has).
 
 pub mod check;
 pub mod discover;
 pub mod files;
+pub mod inputs;
 pub mod lock;
 pub mod manifest;
 pub mod program;
@@ -53,12 +55,17 @@ impl Leaf {
 }
 
 impl Manifest {
-    /// The goal this manifest declares for `metric`: the primary metric's or a guard's.
+    /// The goal of `metric` in this leaf: the primary metric's or a guard's as
+    /// declared, else, for a metric listed in `also` that the harness computes
+    /// (`mae`, `spearman`, ...), that metric's own direction.
     pub fn goal_of(&self, metric: &str) -> Option<Goal> {
         if self.metric.name == metric {
             return Some(self.metric.goal);
         }
-        self.metric.guards.iter().find(|g| g.name == metric).map(|g| g.goal)
+        let guard = self.metric.guards.iter().find(|g| g.name == metric).map(|g| g.goal);
+        let known =
+            || self.metric.also.iter().any(|a| a == metric).then(|| metric.parse::<crate::gate::MetricKind>().ok())?;
+        guard.or_else(|| known().map(crate::gate::MetricKind::goal))
     }
 }
 

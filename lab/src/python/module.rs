@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use numpy::{AllowTypeChange, PyArrayLikeDyn};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString};
@@ -72,7 +72,9 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(save_predictions, &module)?)?;
     module.add_function(wrap_pyfunction!(leaf_dir, &module)?)?;
     module.add_function(wrap_pyfunction!(data_dir, &module)?)?;
+    module.add_function(wrap_pyfunction!(run_dir, &module)?)?;
     module.add_function(wrap_pyfunction!(inputs, &module)?)?;
+    module.add_function(wrap_pyfunction!(input, &module)?)?;
     module.add_function(wrap_pyfunction!(settings, &module)?)?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
     py.import("sys")?.getattr("modules")?.set_item("lab", &module)?;
@@ -207,10 +209,41 @@ fn data_dir() -> PyResult<String> {
     Ok(dir.display().to_string())
 }
 
+/// `.lab/runs/<experiment>/<tier>/`: this run's directory, for files it leaves
+/// behind (a checkpoint another leaf may take as an input).
+#[pyfunction]
+fn run_dir() -> String {
+    state().spec.run_dir.display().to_string()
+}
+
 /// Predictions mode: the unlabelled inputs by split (`{"val": X, "holdout": X}`); else None.
 #[pyfunction]
 fn inputs(py: Python<'_>) -> Option<Py<PyAny>> {
     INPUTS.get(py).map(|i| i.clone_ref(py))
+}
+
+/// A declared input (leaf.yaml `inputs`): `{"name", "leaf", "file", "experiment",
+/// "path", "sha256"}` of the upstream leader's file, or None when there is none
+/// and the leaf runs on its fallback. An undeclared name is a KeyError.
+#[pyfunction]
+fn input(py: Python<'_>, name: &str) -> PyResult<Option<Py<PyAny>>> {
+    let inputs = &state().spec.inputs;
+    let Some(resolved) = inputs.iter().find(|i| i.name == name) else {
+        let declared: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        return Err(PyKeyError::new_err(format!(
+            "leaf.yaml declares no input {name:?} (declared: {})",
+            if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+        )));
+    };
+    let Some(found) = &resolved.found else { return Ok(None) };
+    let dict = PyDict::new(py);
+    dict.set_item("name", &resolved.name)?;
+    dict.set_item("leaf", &resolved.leaf)?;
+    dict.set_item("file", &resolved.file)?;
+    dict.set_item("experiment", &found.experiment)?;
+    dict.set_item("path", found.path.display().to_string())?;
+    dict.set_item("sha256", &found.sha256)?;
+    Ok(Some(dict.into_any().unbind()))
 }
 
 /// The `settings` of leaf.yaml, as a dict.

@@ -14,12 +14,13 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::inputs;
 use super::integrity;
 use super::session::{host, new_run};
 use super::tier::{TierPlan, run_tier};
 use crate::error::LabError;
 use crate::ids::ExperimentId;
-use crate::leaf::{Leaf, lock};
+use crate::leaf::Leaf;
 use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::gate::{self as records, Baseline};
@@ -66,19 +67,23 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
         .hint("run or restore the candidate first (`lab run --decide`, or `git restore` the files)")
         .into());
     }
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let compared = inputs::comparability(lab, store, &leaf)?;
+    let lock_sha256 = compared.key.clone(); // the lock's sha256 itself when the leaf has no inputs
     let metric = leaf.manifest.metric.clone();
     let leader =
         runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?.ok_or_else(|| {
-            LabError::refused(format!("leaf `{}` has no leader under this leaf.lock to repeat", leaf.name()))
-                .hint("keep a first run with `lab run --decide`; it becomes the baseline")
+            LabError::refused(format!(
+                "leaf `{}` has no comparable leader (same leaf.lock and inputs) to repeat",
+                leaf.name()
+            ))
+            .hint("keep a first run with `lab run --decide`; it becomes the baseline")
         })?;
     let leader_id: ExperimentId = leader.experiment.parse()?;
     let repeats = opts.repeats.unwrap_or(leaf.manifest.gate.repeats).max(1);
     let run_root = lab.data_dir.join("runs").join(leader_id.to_string());
     std::fs::create_dir_all(&run_root).with_context(|| format!("cannot create `{}`", run_root.display()))?;
     let log_path = run_root.join("baseline.log");
-    let mut host = host(lab, &leaf, opts.quiet, 0, &log_path)?;
+    let mut host = host(lab, &leaf, &compared.inputs, opts.quiet, 0, &log_path)?;
     let used: Vec<u64> = records::full_values(store.conn(), leader_id, &metric.name)?.iter().map(|r| r.0).collect();
     let mut seeds = Vec::new();
     let mut next = opts.seed;
@@ -105,6 +110,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
         let row = new_run(leader_id, &result, seed, &lock_sha256, &log_path);
         store.write(|tx| {
             let id = runs::add_run(tx, &row)?;
+            runs::add_inputs(tx, id, &compared.inputs)?;
             if let Some(holdout) = &result.holdout {
                 records::seal_holdout(tx, id, leader_id, holdout)?;
             }

@@ -61,7 +61,7 @@ pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> 
         .hint("choose another NAME")
         .into());
     }
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let lock_sha256 = super::inputs::comparability(lab, store, leaf)?.key;
     let metric = &leaf.manifest.metric;
     let leader = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?;
     let leader_id: Option<ExperimentId> = leader.as_ref().map(|l| l.experiment.parse()).transpose()?;

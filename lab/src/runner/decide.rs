@@ -71,7 +71,7 @@ pub fn decide(
 /// The verdict and note a judgement stands for.
 pub fn from_judgement(shown: &str, judgement: Judgement) -> Decision {
     let Some(leader) = judgement.leader.clone() else {
-        let note = format!("{shown}; no leader under this leaf.lock yet: the baseline");
+        let note = format!("{shown}; no comparable leader yet (same leaf.lock and inputs): the baseline");
         return Decision { verdict: Verdict::Keep, leader: None, note, judgement: Some(judgement) };
     };
     let report = &judgement.report;

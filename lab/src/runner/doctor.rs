@@ -45,6 +45,7 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
         seed: 0,
         device: DevicePreference::Auto,
         settings: Map::new(),
+        inputs: Vec::new(),
         log: std::fs::File::create(&log_path)?,
     };
     let phase = Phase::Doctor;

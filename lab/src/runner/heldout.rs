@@ -51,7 +51,7 @@ pub struct Transfer {
 pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str) -> Result<Transfer> {
     let metric = &leaf.manifest.metric;
     let leader = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, lock_sha256)?.ok_or_else(|| {
-        LabError::refused(format!("leaf `{}` has no leader under this leaf.lock", leaf.name()))
+        LabError::refused(format!("leaf `{}` has no comparable leader (same leaf.lock and inputs)", leaf.name()))
             .hint("keep a first run with `lab run --decide`")
     })?;
     let leader_id: ExperimentId = leader.experiment.parse()?;

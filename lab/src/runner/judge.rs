@@ -84,14 +84,15 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
     let mode = Mode::of(leaf);
     let flags = candidate_flags(store, leaf, candidate)?;
     let metric = &leaf.manifest.metric;
-    let Some(leader) = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, lock_sha256)? else {
+    let Some(leader) = runs::rival(store.conn(), leaf.name(), &metric.name, metric.goal, lock_sha256, candidate)?
+    else {
         let report = GateReport {
             improvement: f64::NAN,
             ci_low: f64::NAN,
             ci_high: f64::NAN,
             prob_better: f64::NAN,
             verdict: Verdict::Pass,
-            reason: "no leader under this leaf.lock yet: the first full run is the baseline".into(),
+            reason: "no comparable leader yet (same leaf.lock and inputs): the first full run is the baseline".into(),
             n: 0,
         };
         return Ok(Judgement { report, leader: None, mode, flags });

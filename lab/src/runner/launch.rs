@@ -16,6 +16,7 @@ use super::env::{self, Venv};
 use super::progress::Progress;
 use super::protocol::{Phase, WorkerSpec};
 use super::supervise::{self, Limits, Supervised};
+use crate::leaf::inputs::ResolvedInput;
 use crate::leaf::manifest::DevicePreference;
 
 /// What every worker of one `lab run` (or `lab doctor`) shares.
@@ -31,6 +32,8 @@ pub struct Host {
     pub seed: u64,
     pub device: DevicePreference,
     pub settings: Map<String, Value>,
+    /// The leaf's inputs, resolved once for the whole run.
+    pub inputs: Vec<ResolvedInput>,
     /// The run's log: the workers' stdout and stderr are appended to it.
     pub log: File,
 }
@@ -68,6 +71,7 @@ pub fn launch(host: &Host, launch: Launch<'_>) -> Result<Supervised> {
         smoke: launch.smoke,
         device: host.device,
         settings: host.settings.clone(),
+        inputs: host.inputs.clone(),
     };
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)
         .with_context(|| format!("cannot write `{}`", spec_path.display()))?;

@@ -11,7 +11,8 @@
 //! verdict, through the gate), `judge` (the gate on recorded experiments), `flags`
 //! (seed-only and eval-only diffs), `archive` (what is left of discarded
 //! candidates), `baseline` (`lab baseline`'s reruns), `heldout` (the sealed
-//! held-out split and its read counter), `checkpoint` (`lab checkpoint`), `session` (the whole `lab run`),
+//! held-out split and its read counter), `inputs` (declared inputs resolved to
+//! upstream leaders' files, and the comparability key), `checkpoint` (`lab checkpoint`), `session` (the whole `lab run`),
 //! `doctor` (`lab doctor`'s worker).
 
 pub mod archive;
@@ -22,6 +23,7 @@ pub mod doctor;
 pub mod env;
 pub mod flags;
 pub mod heldout;
+pub mod inputs;
 pub mod integrity;
 pub mod judge;
 mod launch;

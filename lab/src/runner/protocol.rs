@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
+use crate::leaf::inputs::ResolvedInput;
 use crate::leaf::manifest::DevicePreference;
 
 /// Everything a worker needs; written by the supervisor, read once at start.
@@ -36,6 +37,9 @@ pub struct WorkerSpec {
     pub device: DevicePreference,
     #[serde(default)]
     pub settings: Map<String, Value>,
+    /// The leaf's declared inputs, resolved (`lab.input(name)`).
+    #[serde(default)]
+    pub inputs: Vec<ResolvedInput>,
 }
 
 /// What a worker does. `module:function` targets are the manifest's.

@@ -1,8 +1,9 @@
 //! `lab run` from start to recorded result: check, record, run the tiers,
 //! decide, and keep or restore files.
 //!
-//! Order matters. Integrity checks come before anything is written, so a
-//! refusal leaves no trace. The experiment row is written before the worker
+//! Order matters. Integrity checks and the leaf's inputs (resolved to the
+//! upstream leaders' files, see `inputs.rs`) come before anything is written,
+//! so a refusal leaves no trace. The experiment row is written before the worker
 //! starts (with this process's pid, watched: if the supervisor dies the
 //! experiment shows as stale). Each tier's run row is written as soon as it
 //! ends. A keep commits before the result is recorded, so a recorded keep
@@ -17,6 +18,7 @@ use serde::Serialize;
 use super::archive;
 use super::decide::{self, Decision};
 use super::env;
+use super::inputs::{self, Comparability};
 use super::integrity::{self, Checked};
 use super::launch::Host;
 use super::outcome::ExitReason;
@@ -24,7 +26,8 @@ use super::tier::{TierPlan, TierRun, run_tier};
 use crate::error::LabError;
 use crate::gate::{Goal, Verdict as GateVerdict};
 use crate::ids::{ExperimentId, HypothesisId};
-use crate::leaf::{Leaf, lock};
+use crate::leaf::Leaf;
+use crate::leaf::inputs::ResolvedInput;
 use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::gate as gate_records;
@@ -77,18 +80,24 @@ pub struct RunSummary {
     pub teardown_s: Option<f64>,
     /// Predictions, labels and per-sample errors, with their sha256.
     pub files: Vec<runs::RunFile>,
+    /// The upstream files the run started from (sha256 `none`: the fallback).
+    pub inputs: Vec<ResolvedInput>,
 }
 
 pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     let checked = integrity::check(&leaf)?;
-    let lock_sha256 = lock::Lock::sha256(&leaf.dir)?;
+    let compared = inputs::comparability(lab, store, &leaf)?;
+    compared.require(&leaf)?;
+    if !opts.quiet {
+        announce_fallbacks(&leaf, &compared);
+    }
     let tiers = plan_tiers(&leaf, &opts);
     let planned: Duration = tiers.iter().map(|(_, b)| *b).sum::<Duration>()
         + if leaf.manifest.entry.is_predictions() { leaf.manifest.budget.full } else { Duration::ZERO };
     let seed = opts.seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let (experiment, hypothesis) = record_experiment(store, &leaf, &opts, planned)?;
-    let job = Job { leaf, checked, lock_sha256, tiers, seed, experiment, hypothesis };
+    let job = Job { leaf, checked, compared, tiers, seed, experiment, hypothesis };
     match execute(lab, store, &opts, &job) {
         Ok(summary) => Ok(summary),
         Err(err) => {
@@ -105,11 +114,25 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
 struct Job {
     leaf: Leaf,
     checked: Checked,
-    lock_sha256: String,
+    /// The comparability key results are recorded and judged under, and the inputs.
+    compared: Comparability,
     tiers: Vec<(Tier, Duration)>,
     seed: u64,
     experiment: ExperimentId,
     hypothesis: (HypothesisId, String),
+}
+
+/// A line on stderr for each input the leaf runs without: its fallback, compared only with itself.
+fn announce_fallbacks(leaf: &Leaf, compared: &Comparability) {
+    for input in compared.inputs.iter().filter(|i| i.found.is_none()) {
+        eprintln!(
+            "lab: input `{}` of `{}`: {}; running on the leaf's fallback (recorded as sha256 `none`, \
+             compared only with other runs on the fallback)",
+            input.name,
+            leaf.name(),
+            input.missing.as_deref().unwrap_or("not found")
+        );
+    }
 }
 
 /// Smoke only; smoke then full (`--decide`, unless `--no-smoke`); or full only.
@@ -130,7 +153,7 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
     let run_root = lab.data_dir.join("runs").join(experiment.to_string());
     std::fs::create_dir_all(&run_root).with_context(|| format!("cannot create `{}`", run_root.display()))?;
     let log_path = run_root.join("run.log");
-    let host = host(lab, leaf, opts.quiet, job.seed, &log_path)?;
+    let host = host(lab, leaf, &job.compared.inputs, opts.quiet, job.seed, &log_path)?;
     let mut last: Option<TierRun> = None;
     for &(tier, budget) in &job.tiers {
         let result = run_tier(&host, &tier_plan(job, &run_root, &log_path, tier, budget, tier.as_str().to_owned()))?;
@@ -142,7 +165,7 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
         }
     }
     let mut last = last.expect("at least one tier runs");
-    let mut decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256, experiment)?;
+    let mut decision = decide::decide(store, leaf, opts, &last, &job.compared.key, experiment)?;
     // NEEDS_REPEATS: more full runs of the candidate under new seeds, each recorded, until the gate decides.
     let mut host = host;
     let full_budget = job.tiers.last().map_or(leaf.manifest.budget.full, |t| t.1);
@@ -154,7 +177,7 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
         let plan = tier_plan(job, &run_root, &log_path, Tier::Full, full_budget, format!("full-{runs}"));
         last = run_tier(&host, &plan)?;
         record_run(store, job, &last, host.seed, &log_path)?;
-        decision = decide::decide(store, leaf, opts, &last, &job.lock_sha256, experiment)?;
+        decision = decide::decide(store, leaf, opts, &last, &job.compared.key, experiment)?;
     }
     let (commit, patch) = apply(job, opts, &decision, &last, &run_root)?;
     let mut metrics = last.metrics.clone();
@@ -191,7 +214,14 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
 }
 
 /// What every worker of one leaf's runs shares; the log is appended to.
-pub(super) fn host(lab: &LabRoot, leaf: &Leaf, quiet: bool, seed: u64, log_path: &std::path::Path) -> Result<Host> {
+pub(super) fn host(
+    lab: &LabRoot,
+    leaf: &Leaf,
+    inputs: &[ResolvedInput],
+    quiet: bool,
+    seed: u64,
+    log_path: &std::path::Path,
+) -> Result<Host> {
     Ok(Host {
         venv: env::find_venv(Some(&lab.dir))?,
         module_dir: env::child_module_dir(&lab.data_dir)?,
@@ -202,6 +232,7 @@ pub(super) fn host(lab: &LabRoot, leaf: &Leaf, quiet: bool, seed: u64, log_path:
         seed,
         device: leaf.manifest.device,
         settings: leaf.manifest.settings.clone(),
+        inputs: inputs.to_vec(),
         log: std::fs::OpenOptions::new().create(true).append(true).open(log_path)?,
     })
 }
@@ -220,15 +251,16 @@ fn tier_plan<'a>(
         budget,
         dir: run_root.join(dir),
         log_path,
-        lock_sha256: &job.lock_sha256,
+        lock_sha256: &job.compared.key,
         label: job.experiment.to_string(),
     }
 }
 
 fn record_run(store: &mut Store, job: &Job, result: &TierRun, seed: u64, log_path: &std::path::Path) -> Result<()> {
-    let row = new_run(job.experiment, result, seed, &job.lock_sha256, log_path);
+    let row = new_run(job.experiment, result, seed, &job.compared.key, log_path);
     store.write(|tx| {
         let id = runs::add_run(tx, &row)?;
+        runs::add_inputs(tx, id, &job.compared.inputs)?;
         if let Some(holdout) = &result.holdout {
             gate_records::seal_holdout(tx, id, job.experiment, holdout)?;
         }
@@ -392,5 +424,6 @@ fn summary(
         patch,
         teardown_s: last.teardown.map(|d| d.as_secs_f64()),
         files: last.files.clone(),
+        inputs: job.compared.inputs.clone(),
     }
 }

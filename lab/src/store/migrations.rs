@@ -276,6 +276,26 @@ const MIGRATIONS: &[(&str, &str)] = &[
         );
         ",
     ),
+    (
+        "7: inputs between leaves. A leaf may start from a file of another leaf's
+         leader (leaf.yaml `inputs`); each run records which file it got, with its
+         sha256 ('none' when the leaf ran on its fallback), and the upstream leader.
+         For such a leaf `runs.frozen_lock_sha256` holds the comparability key
+         (the lock's sha256 hashed with the inputs' sha256s), so the leader,
+         baselines and the gate never compare runs from different inputs.",
+        r"
+        CREATE TABLE run_inputs (
+            run_id        INTEGER NOT NULL REFERENCES runs (id),
+            name          TEXT NOT NULL,
+            leaf          TEXT NOT NULL,
+            file          TEXT NOT NULL,
+            experiment_id INTEGER REFERENCES experiments (id),
+            path          TEXT,
+            sha256        TEXT NOT NULL,
+            PRIMARY KEY (run_id, name)
+        );
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -4,7 +4,10 @@
 //! Invariants: a run row is written once, after the run ended; its files are
 //! fingerprinted (sha256) when written; the leader of a leaf is the best kept
 //! result whose experiment has a full run under the same `leaf.lock`, so
-//! results obtained under other frozen files are never compared.
+//! results obtained under other frozen files are never compared. For a leaf
+//! with inputs, `frozen_lock_sha256` holds the comparability key
+//! (`leaf::inputs::comparability_key`), and `run_inputs` (migration 7) the
+//! upstream files each run started from.
 
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -14,6 +17,7 @@ use serde_json::Value;
 use super::records::{self, Metrics, NewHypothesis};
 use crate::gate::Goal;
 use crate::ids::{ExperimentId, HypothesisId};
+use crate::leaf::inputs::ResolvedInput;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,6 +122,28 @@ pub fn add_run(tx: &Transaction<'_>, run: &NewRun) -> Result<i64> {
     Ok(id)
 }
 
+/// Record the upstream files run `run_id` started from (the sha256 is `none` for a fallback).
+pub fn add_inputs(tx: &Transaction<'_>, run_id: i64, inputs: &[ResolvedInput]) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO run_inputs (run_id, name, leaf, file, experiment_id, path, sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for input in inputs {
+        let experiment = input.found.as_ref().map(|f| f.experiment.parse::<ExperimentId>()).transpose()?;
+        let path = input.found.as_ref().map(|f| f.path.display().to_string());
+        insert.execute(params![
+            run_id,
+            input.name,
+            input.leaf,
+            input.file,
+            experiment.map(|e| e.0),
+            path,
+            input.sha256()
+        ])?;
+    }
+    Ok(())
+}
+
 /// Mark an experiment as only a smoke check (never a keep, not a real failure).
 pub fn mark_smoke(tx: &Transaction<'_>, experiment: ExperimentId) -> Result<()> {
     tx.execute("UPDATE experiments SET smoke = 1 WHERE id = ?1", [experiment.0])?;
@@ -166,20 +192,45 @@ pub struct Leader {
 /// The best kept value of `metric` in `leaf` among experiments with a full run
 /// under the lock `lock_sha256`; `None` before the first keep.
 pub fn leader(conn: &Connection, leaf: &str, metric: &str, goal: Goal, lock_sha256: &str) -> Result<Option<Leader>> {
+    best_kept(conn, leaf, metric, goal, lock_sha256, None)
+}
+
+/// What `candidate` is judged against: the leader, or when the candidate is
+/// itself the leader (a later `lab gate` of a keep), the best other kept result.
+pub fn rival(
+    conn: &Connection,
+    leaf: &str,
+    metric: &str,
+    goal: Goal,
+    lock_sha256: &str,
+    candidate: ExperimentId,
+) -> Result<Option<Leader>> {
+    best_kept(conn, leaf, metric, goal, lock_sha256, Some(candidate))
+}
+
+fn best_kept(
+    conn: &Connection,
+    leaf: &str,
+    metric: &str,
+    goal: Goal,
+    lock_sha256: &str,
+    except: Option<ExperimentId>,
+) -> Result<Option<Leader>> {
     let order = match goal {
         Goal::Minimize => "ASC",
         Goal::Maximize => "DESC",
     };
     let sql = format!(
         "SELECT m.experiment_id, m.value FROM metrics m
-         WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep'
+         WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep' AND m.experiment_id IS NOT ?4
            AND EXISTS (SELECT 1 FROM runs u WHERE u.experiment_id = m.experiment_id AND u.tier = 'full'
                        AND u.frozen_lock_sha256 = ?3)
          ORDER BY m.value {order}, m.experiment_id LIMIT 1"
     );
+    let except = except.map(|e| e.0);
     let row = conn
         .prepare_cached(&sql)?
-        .query_row(params![leaf, metric, lock_sha256], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))
+        .query_row(params![leaf, metric, lock_sha256, except], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))
         .optional()?;
     Ok(row.map(|(id, value)| Leader { experiment: ExperimentId(id).to_string(), value }))
 }
