@@ -6,8 +6,7 @@ mod common;
 
 use std::fs;
 
-use common::{TestLab, lab_with, repo_root};
-use rusqlite::Connection;
+use common::{TestLab, lab_with, praxlab_db, repo_root};
 use serde_json::{Value, json};
 
 /// `lab ARGS --json` must exit with `code` and print nothing on stdout; returns stderr.
@@ -243,26 +242,11 @@ fn import_json_counts_what_was_imported() {
     );
     assert_eq!(lab.ok(&["import", "results-tsv", "results.tsv"]), "", "the plain output stays empty");
 
-    let conn = Connection::open(lab.path("experiments.db")).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE hypotheses (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT, rationale TEXT,
-             mechanism_explanation TEXT, expected_outcome TEXT, status TEXT DEFAULT 'proposed', created_at TEXT NOT NULL);
-         CREATE TABLE experiments (id TEXT PRIMARY KEY, hypothesis_id TEXT REFERENCES hypotheses(id), task_id TEXT NOT NULL,
-             code_diff TEXT, status TEXT DEFAULT 'pending', created_at TEXT NOT NULL);
-         CREATE TABLE results (experiment_id TEXT PRIMARY KEY REFERENCES experiments(id), metrics_json TEXT DEFAULT '{}',
-             wall_time_seconds REAL, interpretation TEXT, mechanism_confirmed INTEGER, theory_revision TEXT, verdict TEXT,
-             insight TEXT, created_at TEXT NOT NULL);
-         INSERT INTO hypotheses VALUES ('h1', 'increase LR', '', 'r', 'faster', '', 'confirmed', '2026-03-01T10:00:00');
-         INSERT INTO experiments VALUES ('e1', 'h1', 'pretrain', '', 'keep', '2026-03-01T10:05:00');
-         INSERT INTO experiments VALUES ('e2', 'h1', 'pretrain', '', 'running', '2026-03-01T10:06:00');
-         INSERT INTO results VALUES ('e1', '{\"val_bpb\": 0.993}', 300, '', 1, NULL, 'keep', '', '2026-03-01T10:10:00');",
-    )
-    .unwrap();
-    drop(conn);
+    praxlab_db(&lab.path("experiments.db"));
     let praxlab = lab.json(&["import", "praxlab", "experiments.db"]);
     assert_eq!(
         praxlab,
-        json!({"source": "praxlab", "path": "experiments.db", "hypotheses": 1, "experiments": 2, "results": 1})
+        json!({"source": "praxlab", "path": "experiments.db", "hypotheses": 2, "experiments": 3, "results": 2})
     );
 
     lab.write("bad.tsv", "commit\tbpb\tstatus\n");

@@ -3,31 +3,8 @@
 
 mod common;
 
-use common::TestLab;
+use common::{TestLab, praxlab_db};
 use rusqlite::Connection;
-
-/// A PraxLab database as its `lab` script lays it out (column names and types
-/// from its schema; some rows lack results, one metric is not a number).
-fn praxlab_db(path: &std::path::Path) {
-    let conn = Connection::open(path).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE hypotheses (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT, rationale TEXT,
-             mechanism_explanation TEXT, expected_outcome TEXT, status TEXT DEFAULT 'proposed', created_at TEXT NOT NULL);
-         CREATE TABLE experiments (id TEXT PRIMARY KEY, hypothesis_id TEXT REFERENCES hypotheses(id), task_id TEXT NOT NULL,
-             code_diff TEXT, status TEXT DEFAULT 'pending', created_at TEXT NOT NULL);
-         CREATE TABLE results (experiment_id TEXT PRIMARY KEY REFERENCES experiments(id), metrics_json TEXT DEFAULT '{}',
-             wall_time_seconds REAL, interpretation TEXT, mechanism_confirmed INTEGER, theory_revision TEXT, verdict TEXT,
-             insight TEXT, created_at TEXT NOT NULL);
-         INSERT INTO hypotheses VALUES ('h1', 'increase LR', '', 'r', 'faster convergence early', 'bpb down', 'confirmed', '2026-03-01T10:00:00');
-         INSERT INTO hypotheses VALUES ('h2', 'deeper model', '', 'more capacity', NULL, '', 'rejected', '2026-03-01T11:00:00');
-         INSERT INTO experiments VALUES ('e1', 'h1', 'pretrain', '', 'keep', '2026-03-01T10:05:00');
-         INSERT INTO experiments VALUES ('e2', 'h2', 'pretrain', '', 'discard', '2026-03-01T11:05:00');
-         INSERT INTO experiments VALUES ('e3', 'h2', 'pretrain', '', 'running', '2026-03-01T12:05:00');
-         INSERT INTO results VALUES ('e1', '{\"val_bpb\": 0.993, \"gpu\": \"H100\"}', 300, 'worked', 1, NULL, 'keep', '', '2026-03-01T10:10:00');
-         INSERT INTO results VALUES ('e2', '{\"val_bpb\": 1.02}', 300, '', 0, 'depth hurts at 5 min', 'discard', '', '2026-03-01T11:10:00');",
-    )
-    .unwrap();
-}
 
 #[test]
 fn a_praxlab_database_is_imported_whole() {
