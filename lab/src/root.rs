@@ -20,7 +20,6 @@ use crate::vcs;
 
 pub const MANIFEST: &str = "lab.yaml";
 pub const DATA_DIR: &str = ".lab";
-pub const DB_FILE: &str = "lab.db";
 
 /// `lab.yaml`: settings that hold for the whole lab.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +60,26 @@ pub mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(|e| D::Error::custom(format!("invalid duration `{text}`: {e}")))
+    }
+
+    /// The same for an optional duration.
+    pub mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped(#[serde(with = "super")] Duration);
+            Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
+        }
     }
 }
 
@@ -128,7 +147,12 @@ impl LabRoot {
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join(DB_FILE)
+        self.layout().db()
+    }
+
+    /// The paths inside `.lab/`.
+    pub fn layout(&self) -> crate::layout::Layout {
+        crate::layout::Layout::new(&self.data_dir)
     }
 
     /// Open (creating on first use) the research database. The data folder keeps

@@ -19,9 +19,9 @@ use crate::fingerprint;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
 use crate::root::LabRoot;
-use crate::runner::inputs;
-use crate::runner::predictions::{prepared_dir, read_flat};
-use crate::runner::protocol::prepared;
+use crate::evidence;
+use crate::lifecycle::inputs;
+use crate::supervisor::prepared::{self, SUBMISSION};
 use crate::store::Store;
 use crate::store::records;
 use crate::store::runs;
@@ -69,8 +69,9 @@ pub fn submit(
         })?;
     let experiment: ExperimentId = leader.experiment.parse()?;
     let predictions = leader_predictions(store, experiment)?;
-    let rows_path =
-        prepared_dir(&lab.data_dir.join("data").join(leaf.name()), &lock_sha256).join(prepared::SUBMISSION_ROWS);
+    // Verified like every prepared file: the rows are frozen code's output.
+    let prepared = prepared::load(&lab.layout().prepared(leaf.name(), &lock_sha256, false))?;
+    let rows_path = prepared.dir.submission_rows();
     let rows: Option<Rows> = serde_json::from_str(
         &std::fs::read_to_string(&rows_path).with_context(|| format!("cannot read `{}`", rows_path.display()))?,
     )
@@ -92,7 +93,7 @@ pub fn submit(
     let created_at = records::now();
     let path = output.unwrap_or_else(|| {
         let stamp = created_at.replace([':', '-'], "");
-        lab.data_dir.join("submissions").join(leaf.name()).join(format!("{stamp}-{}.csv", leader.experiment))
+        lab.layout().submissions(leaf.name()).join(format!("{stamp}-{}.csv", leader.experiment))
     });
     write_csv(&path, &rows, &predictions)?;
     let submission = Submission {
@@ -113,18 +114,9 @@ fn leader_predictions(store: &Store, experiment: ExperimentId) -> Result<Vec<f64
         .into_iter()
         .rev()
         .flat_map(|run| run.files)
-        .find(|f| f.kind == "predictions" && f.name == prepared::SUBMISSION)
+        .find(|f| f.kind == "predictions" && f.name == SUBMISSION)
         .ok_or_else(|| LabError::refused(format!("the leader {experiment} saved no `submission` predictions")))?;
-    let actual =
-        fingerprint::sha256_file(Path::new(&file.path)).with_context(|| format!("cannot read `{}`", file.path))?;
-    if actual != file.sha256 {
-        return Err(LabError::refused(format!(
-            "`{}` changed since it was scored (sha256 {actual}, recorded {})",
-            file.path, file.sha256
-        ))
-        .into());
-    }
-    Ok(read_flat(Path::new(&file.path))?.to_vec())
+    evidence::values(experiment, &file)
 }
 
 fn write_csv(path: &Path, rows: &Rows, predictions: &[f64]) -> Result<()> {

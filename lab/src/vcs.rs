@@ -109,75 +109,80 @@ pub fn changed_paths(dir: &Path) -> Result<Changes> {
     Ok(Changes { workdir, paths })
 }
 
-/// Commit exactly `paths` (relative to the working directory), as they are in
-/// the working tree, on top of HEAD; nothing else the index holds goes in.
-/// Returns the new commit's id.
-pub fn commit_paths(dir: &Path, paths: &[PathBuf], message: &str) -> Result<String> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// One file as a commit or a patch should have it: `None` deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// Relative to the repository's working directory.
+    pub path: PathBuf,
+    pub bytes: Option<Vec<u8>>,
+    pub executable: bool,
+}
+
+/// Commit exactly `files` with the given contents (a run's snapshot, not
+/// whatever the working tree holds now) on top of HEAD; nothing else the index
+/// holds goes in. Returns the new commit's id. The real index follows for files
+/// whose working-tree content is the committed one, so `git status` shows them
+/// clean; a file edited since the snapshot stays modified.
+pub fn commit_contents(dir: &Path, files: &[Content], message: &str) -> Result<String> {
     let (repo, workdir) = open_workdir(dir)?;
     let head = repo.head()?.peel_to_commit().context("HEAD has no commit to build on")?;
     let mut tree_index = git2::Index::new()?;
     tree_index.read_tree(&head.tree()?)?;
-    for path in paths {
-        let abs = workdir.join(path);
-        match std::fs::metadata(&abs) {
-            Ok(meta) => {
-                let mode = if meta.permissions().mode() & 0o111 != 0 { 0o100755 } else { 0o100644 };
+    for file in files {
+        match &file.bytes {
+            Some(bytes) => {
                 let entry = git2::IndexEntry {
                     ctime: git2::IndexTime::new(0, 0),
                     mtime: git2::IndexTime::new(0, 0),
                     dev: 0,
                     ino: 0,
-                    mode,
+                    mode: if file.executable { 0o100755 } else { 0o100644 },
                     uid: 0,
                     gid: 0,
-                    file_size: meta.len() as u32,
-                    id: repo.blob_path(&abs)?,
+                    file_size: bytes.len() as u32,
+                    id: repo.blob(bytes)?,
                     flags: 0,
                     flags_extended: 0,
-                    path: path.to_string_lossy().into_owned().into_bytes(),
+                    path: file.path.to_string_lossy().into_owned().into_bytes(),
                 };
                 tree_index.add(&entry)?;
             }
-            // Deleted in the working tree (absent from HEAD too is fine).
-            Err(_) => {
-                let _ = tree_index.remove(path, 0);
+            // Deleted (absent from HEAD too is fine).
+            None => {
+                let _ = tree_index.remove(&file.path, 0);
             }
         }
     }
     let tree = repo.find_tree(tree_index.write_tree_to(&repo)?)?;
     let signature = repo.signature().or_else(|_| git2::Signature::now("lab", "lab@localhost"))?;
     let id = repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &[&head])?;
-    // The real index follows for these paths only, so `git status` shows them clean.
     let mut index = repo.index()?;
-    for path in paths {
-        if workdir.join(path).exists() { index.add_path(path)? } else { index.remove_path(path)? }
+    for file in files.iter().filter(|f| std::fs::read(workdir.join(&f.path)).ok() == f.bytes) {
+        if file.bytes.is_some() { index.add_path(&file.path)? } else { index.remove_path(&file.path)? }
     }
     index.write()?;
     Ok(id.to_string())
 }
 
-/// The patch from HEAD to the working tree for `paths` (new files included),
-/// in `git diff` format, ready for `git apply`.
-pub fn patch_of(dir: &Path, paths: &[PathBuf]) -> Result<String> {
+/// The patch from HEAD to `files` (new files included), in `git diff` format,
+/// ready for `git apply`.
+pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
     let (repo, _) = open_workdir(dir)?;
     let tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
-    let mut opts = DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
-    opts.disable_pathspec_match(true);
-    for path in paths {
-        opts.pathspec(path);
+    let mut text = Vec::new();
+    for file in files {
+        let old = tree
+            .as_ref()
+            .and_then(|t| t.get_path(&file.path).ok())
+            .and_then(|e| repo.find_blob(e.id()).ok())
+            .map(|b| b.content().to_vec());
+        let path = file.path.as_path();
+        let (old_path, new_path) = (old.as_ref().map(|_| path), file.bytes.as_ref().map(|_| path));
+        let mut patch =
+            git2::Patch::from_buffers(old.as_deref().unwrap_or_default(), old_path, file.bytes.as_deref().unwrap_or_default(), new_path, None)?;
+        text.extend_from_slice(&patch.to_buf()?);
     }
-    let diff = repo.diff_tree_to_workdir_with_index(tree.as_ref(), Some(&mut opts))?;
-    let mut patch = Vec::new();
-    diff.print(DiffFormat::Patch, |_, _, line| {
-        if matches!(line.origin(), '+' | '-' | ' ') {
-            patch.push(line.origin() as u8);
-        }
-        patch.extend_from_slice(line.content());
-        true
-    })?;
-    Ok(String::from_utf8_lossy(&patch).into_owned())
+    Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// Put `paths` back as HEAD has them, in the working tree and the index: files

@@ -31,7 +31,7 @@ fn ids(value: &Value) -> Vec<&str> {
 }
 
 fn overwrite_first_value(path: &Path) {
-    let mut values = lab::runner::predictions::read_flat(path).unwrap();
+    let mut values = lab::supervisor::scoring::read_flat(path).unwrap();
     values[0] += 1.0;
     ndarray_npy::write_npy(path, &values).unwrap();
 }

@@ -7,9 +7,9 @@
 //! sha256), so a refusal leaves no trace. Then the blend is an experiment like
 //! any other: a hypothesis ("blend of e3+e7", mechanism "uncorrelated errors
 //! cancel"), an experiment row with the git snapshot, blended val, holdout and
-//! submission predictions under `.lab/runs/<exp>/full/predictions/` scored by
-//! the harness (`runner::predictions::score`) into a full run row, the gate
-//! against the leader (`runner::judge`, exactly as `lab run --decide` asks it,
+//! submission predictions under `.lab/runs/<exp>/full/out/` scored by
+//! the harness (`supervisor::scoring::score_predictions`) into a full run row, the gate
+//! against the leader (`lifecycle::judge`, exactly as `lab run --decide` asks it,
 //! its report stored), and a result whose metrics carry the weights
 //! (`weight.e3`) and whose note names them.
 //!
@@ -28,21 +28,22 @@ use anyhow::{Context as _, Result};
 use ndarray::Array1;
 use serde::Serialize;
 
-use super::evidence;
 use super::weights::{self, Search};
 use crate::error::LabError;
+use crate::evidence;
 use crate::gate::{self, GateReport, Goal, MetricKind};
 use crate::ids::{ExperimentId, HypothesisId};
 use crate::leaf::{Leaf, lock};
 use crate::output::format_number;
 use crate::root::LabRoot;
-use crate::runner::protocol::prepared;
-use crate::runner::{decide, inputs, judge, predictions};
+use crate::lifecycle::{decide, inputs, judge};
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::gate as gate_records;
 use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, NewRun, RunFile, Tier};
+use crate::supervisor::prepared::{self, Prepared, SCORED, SUBMISSION};
+use crate::supervisor::scoring;
 use crate::{stale, vcs};
 
 pub const MECHANISM: &str = "uncorrelated errors cancel";
@@ -82,7 +83,7 @@ pub struct BlendSummary {
 struct Plan {
     leaf: Leaf,
     lock_sha256: String,
-    prepared: PathBuf,
+    prepared: Prepared,
     runs: Vec<ScoredRun>,
     search: Search,
     component_scores: Vec<f64>,
@@ -109,24 +110,25 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     if !leaf.manifest.entry.is_predictions() {
         return Err(LabError::usage(format!(
-            "leaf `{}` runs in-process: blending needs predictions mode",
+            "leaf `{}` runs in artifact mode: blending needs predictions mode",
             leaf.name()
         ))
-        .hint("a blend averages per-item predictions; in-process leaves report one number per run")
+        .hint("a blend averages per-item predictions of models that return them (mode: predictions)")
         .into());
     }
     lock::ensure_unchanged(&leaf)?;
     let lock_sha256 = inputs::comparability(lab, store, &leaf)?.key;
     let kind: MetricKind = leaf.manifest.metric.name.parse().map_err(|e| LabError::usage(format!("{e}")))?;
     let runs = components(store, &leaf, &lock_sha256, opts.components)?;
-    let prepared = predictions::prepared_dir(&lab.data_dir.join("data").join(leaf.name()), &lock_sha256);
-    if !predictions::is_prepared(&prepared) {
+    let dir = lab.layout().prepared(leaf.name(), &lock_sha256, false);
+    if !prepared::is_prepared(&dir) {
         return Err(LabError::failure(format!("no prepared data for leaf `{}` under its leaf.lock", leaf.name()))
             .hint("`lab run` prepares it (and caches it under .lab/data/)")
             .into());
     }
+    let prepared = prepared::load(&dir)?;
     let labels = runs[0].labels("val").with_context(|| format!("{} recorded no val labels", runs[0].experiment))?;
-    let y = evidence::read_verified(runs[0].experiment, labels)?;
+    let y = evidence::values(runs[0].experiment, labels)?;
     let val = runs.iter().map(|r| evidence::predictions(r, "val")).collect::<Result<Vec<_>>>()?;
     let bad = |e: gate::MetricError| LabError::usage(format!("cannot blend on val: {e}"));
     let search = weights::search(kind, &y, &val).map_err(bad)?;
@@ -134,7 +136,7 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
     let error_correlation = weights::error_correlations(&y, &val);
     // The gate reads the out-of-fold blend on val; the other splits take the weights searched on all of val.
     let mut splits = vec![("val".to_owned(), weights::cross_fit(kind, &y, &val).map_err(bad)?)];
-    for split in prepared::SPLITS.iter().skip(1).chain([&prepared::SUBMISSION]) {
+    for split in SCORED.iter().skip(1).chain([&SUBMISSION]) {
         // A split is blended only when every component predicted it.
         if runs.iter().all(|r| r.predictions(split).is_some()) {
             let parts = runs.iter().map(|r| evidence::predictions(r, split)).collect::<Result<Vec<_>>>()?;
@@ -239,12 +241,12 @@ fn finish(
     experiment: ExperimentId,
 ) -> Result<(Outcome, Vec<RunFile>, Metrics)> {
     let (started_at, clock) = (records::now(), Instant::now());
-    let run_dir = lab.data_dir.join("runs").join(experiment.to_string()).join(Tier::Full.as_str());
-    write_predictions(&run_dir, &plan.splits)?;
-    let scored =
-        predictions::score(&plan.leaf.manifest.metric, &plan.prepared, &run_dir)?.map_err(|(reason, detail)| {
-            LabError::failure(format!("the blend could not be scored ({}): {detail}", reason.as_str()))
-        })?;
+    let tier = lab.layout().run(experiment).tier(Tier::Full.as_str());
+    write_predictions(&tier.outputs(), &plan.splits)?;
+    let metric = &plan.leaf.manifest.metric;
+    let scored = scoring::score_predictions(metric, &plan.prepared, &tier.outputs(), &tier.scores())?.map_err(
+        |(reason, detail)| LabError::failure(format!("the blend could not be scored ({}): {detail}", reason.as_str())),
+    )?;
     let mut metrics = scored.metrics.clone();
     for (run, w) in plan.runs.iter().zip(&plan.search.weights) {
         metrics.insert(format!("weight.{}", run.experiment), serde_json::json!(w));
@@ -268,6 +270,9 @@ fn finish(
         started_at,
         finished_at: records::now(),
         files: scored.files.clone(),
+        sandbox: None,
+        environment: None,
+        prepared_sha256: Some(plan.prepared.sha256.clone()),
     };
     store.write(|tx| runs::add_run(tx, &row))?;
     // The same gate as `lab run --decide`: a paired bootstrap of the blend's val
@@ -287,9 +292,8 @@ fn finish(
     Ok((outcome, scored.files, metrics))
 }
 
-fn write_predictions(run_dir: &Path, splits: &[(String, Vec<f64>)]) -> Result<()> {
-    let dir = run_dir.join("predictions");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+fn write_predictions(dir: &Path, splits: &[(String, Vec<f64>)]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     for (split, values) in splits {
         let path = dir.join(format!("{split}.npy"));
         ndarray_npy::write_npy(&path, &Array1::from(values.clone()))

@@ -4,14 +4,13 @@
 //!
 //! Everything here reads prediction files back from disk, so everything here
 //! first checks them against the sha256 recorded when they were scored
-//! ([`evidence`]): a changed file is refused (exit 3), never silently used.
+//! (`crate::evidence`): a changed file is refused (exit 3), never silently used.
 //! The statistics are the gate's (`gate::score`); [`weights`] only searches.
 //!
-//! Layout: `evidence` (verified reads), `weights` (the pure weight search and
+//! Layout: `weights` (the pure weight search and
 //! error correlations), `saturation`, `blend` (the candidate: experiment, files,
 //! run, gate, result).
 
 pub mod blend;
-pub mod evidence;
 pub mod saturation;
 pub mod weights;

@@ -16,13 +16,13 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::evidence;
+use crate::evidence;
 use crate::error::LabError;
 use crate::gate::{self, MetricKind};
 use crate::ids::ExperimentId;
 use crate::leaf::{Leaf, discover};
 use crate::root::LabRoot;
-use crate::runner::inputs;
+use crate::lifecycle::inputs;
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::runs;
@@ -84,7 +84,7 @@ pub fn assess(store: &Store, leaf: &Leaf, lock_sha256: &str) -> Result<Saturatio
     for id in candidates::recent(conn, leaf.name(), lock_sha256, Some(leader_id), window)? {
         let run = scored(store, id)?;
         let correlation = match run.predictions("val") {
-            Some(file) => gate::score(MetricKind::Pearson, &reference, &evidence::read_verified(id, file)?).ok(),
+            Some(file) => gate::score(MetricKind::Pearson, &reference, &evidence::values(id, file)?).ok(),
             None => None,
         };
         let above = correlation.is_some_and(|c| c > threshold);

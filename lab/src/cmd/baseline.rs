@@ -8,7 +8,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::leaf;
 use crate::output::{self, format_number};
-use crate::runner::baseline::{self, BaselineOptions};
+use crate::lifecycle::baseline::{self, BaselineOptions};
 
 /// Rerun the leader's committed code under new seeds and store the spread of its metric.
 ///

@@ -6,7 +6,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::output;
-use crate::runner::checkpoint;
+use crate::lifecycle::checkpoint;
 
 /// Write `.lab/checkpoints/NAME.md`: the leader and its metric, the noise
 /// estimate, the held-out score (a counted read of the held-out split), the

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
-use crate::runner::doctor;
+use crate::lifecycle::doctor;
 use crate::store::{LATEST_VERSION, Store};
 
 /// Check the Python a leaf would run in (asked from inside a worker) and where the research memory is.

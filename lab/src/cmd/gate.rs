@@ -9,7 +9,7 @@ use crate::error::LabError;
 use crate::ids::ExperimentId;
 use crate::leaf::{self, Leaf};
 use crate::output::{FormatArgs, Report, Table};
-use crate::runner::{inputs, judge};
+use crate::lifecycle::{inputs, judge};
 use crate::store::gate as records;
 
 /// The honest improvement of an experiment over the current leader: its

@@ -16,6 +16,7 @@ mod holdout;
 mod hypothesis;
 mod import;
 mod init;
+mod keeper;
 mod leaves;
 mod lock;
 mod log;
@@ -65,6 +66,8 @@ pub enum Command {
     Saturation(saturation::SaturationArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
+    #[command(name = "__keeper", hide = true)]
+    Keeper(keeper::KeeperArgs),
     #[command(name = "__worker", hide = true)]
     Worker(worker::WorkerArgs),
 }
@@ -98,6 +101,7 @@ impl Command {
             Self::Saturation(args) => saturation::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
+            Self::Keeper(args) => keeper::run(ctx, args),
             Self::Worker(args) => worker::run(ctx, args),
         }
     }

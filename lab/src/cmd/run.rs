@@ -10,7 +10,8 @@ use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::leaf;
 use crate::output::{self, format_number};
-use crate::runner::{self, RunOptions, RunSummary};
+use crate::lifecycle::{self, RunOptions, RunSummary};
+use crate::supervisor::ExitReason;
 
 /// Run a leaf's code under its budget; the harness produces the metric and records the result.
 ///
@@ -74,9 +75,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         seed: args.seed,
         quiet: args.quiet,
     };
-    let summary = runner::run(&lab, &mut store, options)?;
+    let summary = lifecycle::run(&lab, &mut store, options)?;
     output::answer(args.json, &summary, || print_summary(&summary))?;
-    if summary.exit_reason != runner::ExitReason::Ok {
+    if summary.exit_reason != ExitReason::Ok {
         return Err(LabError::crashed(format!(
             "{} crashed ({}: {}); its result is recorded",
             summary.experiment,

@@ -8,7 +8,7 @@ use crate::analysis::saturation::{self, Saturation};
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::output::{FormatArgs, Report, Table};
-use crate::runner::inputs;
+use crate::lifecycle::inputs;
 
 /// Correlation of each recent candidate's val predictions with the leader's, and the verdict.
 ///

@@ -136,9 +136,52 @@ impl FromStr for MetricKind {
     }
 }
 
+/// How the harness scores a leaf's outputs when no frozen `score` does: a
+/// metric of (label, prediction) pairs, or bits per byte from a language
+/// model's logits (outputs `(N, T, V)`, targets `(N, T)` token ids; per item the
+/// mean over T of -log2 softmax(logits)[target]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scorer {
+    Paired(MetricKind),
+    BitsPerByte,
+}
+
+impl Scorer {
+    /// Every name `metric.kind` accepts.
+    pub const NAMES: [&'static str; 10] =
+        ["mae", "rmse", "mse", "rae", "spearman", "pearson", "r2", "auc", "accuracy", "bits_per_byte"];
+
+    pub fn goal(self) -> Goal {
+        match self {
+            Scorer::Paired(kind) => kind.goal(),
+            Scorer::BitsPerByte => Goal::Minimize,
+        }
+    }
+}
+
+impl FromStr for Scorer {
+    type Err = MetricError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "bits_per_byte" => Ok(Scorer::BitsPerByte),
+            other => other.parse().map(Scorer::Paired),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scorer_names_are_the_metric_kinds_and_bits_per_byte() {
+        for name in Scorer::NAMES {
+            assert!(name.parse::<Scorer>().is_ok(), "{name}");
+        }
+        assert_eq!(Scorer::NAMES[..9].join(", "), VALID_NAMES);
+        assert!("f1".parse::<Scorer>().is_err());
+    }
 
     #[test]
     fn names_round_trip_and_unknown_lists_valid_names() {

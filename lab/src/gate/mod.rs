@@ -9,7 +9,8 @@
 //! `min_improvement`. [`naive_keep`] is the rule this replaces, kept for
 //! comparison in the benchmark.
 //!
-//! Layout: `kind` names metrics and goals; `metrics` scores predictions;
+//! Layout: `kind` names metrics and goals; `metrics` scores predictions; `lm`
+//! scores a language model's logits (bits per byte);
 //! `rank` holds the weighted rank statistics that scoring and the bootstrap
 //! share; `bootstrap` (with `resample`, its fast draw loop) and `scalar` build
 //! intervals; `decide` turns an interval into a verdict.
@@ -17,6 +18,7 @@
 mod bootstrap;
 mod decide;
 mod kind;
+pub mod lm;
 mod metrics;
 mod rank;
 mod resample;
@@ -24,5 +26,5 @@ mod scalar;
 
 pub use bootstrap::{BootstrapError, BootstrapEstimate, BootstrapOptions, paired_bootstrap};
 pub use decide::{Evidence, GateConfig, GateError, GateReport, PairedSamples, ScalarRuns, Verdict, decide, naive_keep};
-pub use kind::{Goal, MetricKind};
+pub use kind::{Goal, MetricKind, Scorer};
 pub use metrics::{MetricError, per_sample_errors, score, statistic_on, validate};

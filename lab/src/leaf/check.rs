@@ -3,14 +3,14 @@
 //! Nothing stops at the first problem: a contributor gets the whole list in one
 //! run. Each message starts with the file it concerns. A leaf passes when:
 //! - `leaf.yaml` parses and validates (its `inputs` included: other leaves'
-//!   names and plain file names, in-process mode; see `inputs.rs`), and its
+//!   names and plain file names, artifact mode; see `inputs.rs`), and its
 //!   `name` is the directory's name;
 //! - `program.md` exists, is frozen, and has the seven sections (see `program.rs`)
 //!   with Section 1 filled in;
 //! - every mutable and every frozen glob matches at least one file, and no file
 //!   is matched by both; `leaf.lock` is not mutable;
-//! - the entry modules exist as `.py` files (or packages), and the module of the
-//!   frozen side (`evaluate` or `data`) is frozen;
+//! - the entry modules exist as `.py` files (or packages), and the modules of
+//!   `data` and `score` are frozen;
 //! - `leaf.lock` exists and every frozen file matches it;
 //! - `python.requires` is not empty, and a `requirements.txt`, when present,
 //!   lists the same requirements (scripts/setup installs from it).
@@ -81,7 +81,7 @@ fn check_program(dir: &Path, manifest: Option<&Manifest>, problems: &mut Vec<Str
         Ok(text) => problems.extend(program::problems(&text)),
         Err(e) => problems.push(format!("{}: cannot read: {e}", program::FILE)),
     }
-    let frozen = manifest.and_then(|m| FileSets::new(&m.files).ok()).map(|s| s.is_frozen(Path::new(program::FILE)));
+    let frozen = manifest.and_then(|m| FileSets::new(&m.files, &m.sealed.leaf).ok()).map(|s| s.is_frozen(Path::new(program::FILE)));
     if frozen == Some(false) {
         problems
             .push(format!("{}: must be frozen (list it in files.frozen): it is the agent's program", program::FILE));
@@ -103,7 +103,9 @@ fn check_files(leaf: &Leaf, sets: &FileSets, resolved: &Resolved, problems: &mut
         problems.push(format!("{y}: a mutable glob matches `{}`, which only `lab lock` may write", lock::FILE));
     }
     let entry = &leaf.manifest.entry;
-    for ((key, target), must_be_frozen) in [(entry.mutable_target(), false), (entry.frozen_target(), true)] {
+    for (key, target) in entry.targets() {
+        // What produces the data and the score must be code the agent cannot change.
+        let must_be_frozen = matches!(key, "data" | "score");
         let Some((module, _)) = parse_target(target) else { continue };
         let file = module.replace('.', "/") + ".py";
         let package = module.replace('.', "/") + "/__init__.py";
@@ -166,7 +168,7 @@ name: demo
 description: d
 metric: { name: loss, goal: minimize }
 files: { mutable: ['*.py', leaf.lock], frozen: [program.md] }
-entry: { mode: in-process, train: 'train:train', evaluate: 'pkg.score:evaluate' }
+entry: { mode: artifact, data: 'pkg.data:data', train: 'train:train', infer: 'train:infer', score: 'pkg.score:score' }
 budget: { full: 1m, smoke: 10s }
 python: { requires: [numpy, torch] }
 ";
@@ -179,6 +181,7 @@ python: { requires: [numpy, torch] }
             ("leaf.yaml", MANIFEST),
             ("train.py", ""),
             ("pkg/score/__init__.py", ""),
+            ("pkg/data.py", ""),
             ("requirements.txt", "numpy  # arrays\n"),
             ("program.md", "# demo\n"),
         ] {
@@ -187,7 +190,8 @@ python: { requires: [numpy, torch] }
         }
         let problems = check(&dir);
         let has = |s: &str| problems.iter().any(|p| p.contains(s));
-        assert!(has("entry.evaluate lives in `pkg/score/__init__.py`, which is not frozen"), "{problems:#?}");
+        assert!(has("entry.score lives in `pkg/score/__init__.py`, which is not frozen"), "{problems:#?}");
+        assert!(has("entry.data lives in `pkg/data.py`, which is not frozen"), "{problems:#?}");
         assert!(has("a mutable glob matches `leaf.lock`"), "{problems:#?}");
         assert!(
             has("requirements.txt: lists [numpy] but leaf.yaml python.requires declares [numpy, torch]"),

@@ -25,6 +25,7 @@ use crate::error::LabError;
 pub struct FileSets {
     mutable: GlobSet,
     frozen: GlobSet,
+    sealed: GlobSet,
     mutable_globs: Vec<(String, GlobMatcher)>,
     frozen_globs: Vec<(String, GlobMatcher)>,
 }
@@ -91,10 +92,18 @@ fn compile(globs: &[String]) -> Result<(GlobSet, Vec<(String, GlobMatcher)>), La
 }
 
 impl FileSets {
-    pub fn new(files: &Files) -> Result<Self, LabError> {
+    /// `sealed`: the manifest's `sealed.leaf` globs; sealed files are frozen too.
+    pub fn new(files: &Files, sealed: &[String]) -> Result<Self, LabError> {
         let (mutable, mutable_globs) = compile(&files.mutable)?;
-        let (frozen, frozen_globs) = compile(&files.frozen)?;
-        Ok(Self { mutable, frozen, mutable_globs, frozen_globs })
+        let frozen_and_sealed: Vec<String> = files.frozen.iter().chain(sealed).cloned().collect();
+        let (frozen, frozen_globs) = compile(&frozen_and_sealed)?;
+        let (sealed, _) = compile(sealed)?;
+        Ok(Self { mutable, frozen, sealed, mutable_globs, frozen_globs })
+    }
+
+    /// Whether only frozen code may read `path` (relative to the leaf directory).
+    pub fn is_sealed(&self, path: &Path) -> bool {
+        self.sealed.is_match(path)
     }
 
     /// Whether the agent may change `path` (relative to the leaf directory).
@@ -160,7 +169,7 @@ mod tests {
 
     fn sets(mutable: &[&str], frozen: &[&str]) -> FileSets {
         let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
-        FileSets::new(&Files { mutable: owned(mutable), frozen: owned(frozen) }).unwrap()
+        FileSets::new(&Files { mutable: owned(mutable), frozen: owned(frozen) }, &[]).unwrap()
     }
 
     #[test]

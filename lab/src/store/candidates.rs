@@ -139,6 +139,9 @@ mod tests {
                     started_at: records::now(),
                     finished_at: records::now(),
                     files: vec![file],
+                    sandbox: None,
+                    environment: None,
+                    prepared_sha256: None,
                 };
                 runs::add_run(tx, &run)?;
                 if let Some(verdict) = verdict {

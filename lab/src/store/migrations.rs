@@ -296,6 +296,32 @@ const MIGRATIONS: &[(&str, &str)] = &[
         );
         ",
     ),
+    (
+        "8: sealed evaluation. Each run records what the sandbox enforced on the code
+         under judgement (a run that could read its answers is shown as such), the
+         environment its workers got, and the sha256 of the prepared data it was
+         scored on (candidate and leader are compared on the same targets only).
+         Run files gain kinds: artifact-mode outputs, per-item scores, the code
+         snapshot and the artifact; SQLite cannot widen a CHECK in place, so the
+         table is rebuilt with its rows.",
+        r"
+        ALTER TABLE runs ADD COLUMN sandbox TEXT;
+        ALTER TABLE runs ADD COLUMN environment TEXT CHECK (environment IS NULL OR json_valid(environment));
+        ALTER TABLE runs ADD COLUMN prepared_sha256 TEXT;
+        CREATE TABLE run_files_new (
+            run_id  INTEGER NOT NULL REFERENCES runs (id),
+            kind    TEXT NOT NULL CHECK (kind IN ('predictions', 'labels', 'errors', 'outputs', 'scores', 'code', 'artifact')),
+            name    TEXT NOT NULL,
+            path    TEXT NOT NULL,
+            sha256  TEXT NOT NULL,
+            len     INTEGER,
+            PRIMARY KEY (run_id, kind, name)
+        ) WITHOUT ROWID;
+        INSERT INTO run_files_new SELECT run_id, kind, name, path, sha256, len FROM run_files;
+        DROP TABLE run_files;
+        ALTER TABLE run_files_new RENAME TO run_files;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

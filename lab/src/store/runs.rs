@@ -56,7 +56,8 @@ impl MetricSource {
 /// A file a run produced, fingerprinted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunFile {
-    /// `predictions`, `labels` or `errors`.
+    /// `predictions` (predictions mode), `outputs` (artifact mode), `labels`
+    /// (targets), `errors` / `scores` (per item), `code` (the snapshot), `artifact`.
     pub kind: &'static str,
     /// The split (`val`, `holdout`) or the name given to `save_predictions`.
     pub name: String,
@@ -85,13 +86,20 @@ pub struct NewRun {
     pub started_at: String,
     pub finished_at: String,
     pub files: Vec<RunFile>,
+    /// What the sandbox enforced (`landlock v7`, `none`, `disabled`); `None`: no worker ran (a blend).
+    pub sandbox: Option<String>,
+    /// The variables the workers got.
+    pub environment: Option<Value>,
+    /// sha256 of the prepared data's manifest: the targets the run was scored on.
+    pub prepared_sha256: Option<String>,
 }
 
 pub fn add_run(tx: &Transaction<'_>, run: &NewRun) -> Result<i64> {
     tx.execute(
         "INSERT INTO runs (experiment_id, tier, seed, device, budget_s, wall_s, exit_reason, detail, exit_code, signal,
-                           metric_source, frozen_lock_sha256, metrics, log_path, log_tail, started_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           metric_source, frozen_lock_sha256, metrics, log_path, log_tail, started_at, finished_at,
+                           sandbox, environment, prepared_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         params![
             run.experiment.0,
             run.tier.as_str(),
@@ -109,7 +117,10 @@ pub fn add_run(tx: &Transaction<'_>, run: &NewRun) -> Result<i64> {
             run.log_path,
             run.log_tail,
             run.started_at,
-            run.finished_at
+            run.finished_at,
+            run.sandbox,
+            run.environment.as_ref().map(Value::to_string),
+            run.prepared_sha256
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -252,13 +263,14 @@ pub struct RunRow {
     pub metrics: Value,
     pub log_path: Option<String>,
     pub log_tail: Option<String>,
+    pub sandbox: Option<String>,
     pub files: Vec<RunFile>,
 }
 
 pub fn runs_of(conn: &Connection, experiment: ExperimentId) -> Result<Vec<RunRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, tier, seed, device, budget_s, wall_s, exit_reason, detail, exit_code, signal, metric_source,
-                frozen_lock_sha256, metrics, log_path, log_tail
+                frozen_lock_sha256, metrics, log_path, log_tail, sandbox
          FROM runs WHERE experiment_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([experiment.0], |r| {
@@ -280,6 +292,7 @@ pub fn runs_of(conn: &Connection, experiment: ExperimentId) -> Result<Vec<RunRow
                 metrics: serde_json::from_str(&metrics).unwrap_or(Value::Null),
                 log_path: r.get(13)?,
                 log_tail: r.get(14)?,
+                sandbox: r.get(15)?,
                 files: Vec::new(),
             },
         ))
@@ -302,6 +315,10 @@ fn files_of(conn: &Connection, run: i64) -> Result<Vec<RunFile>> {
             kind: match kind.as_str() {
                 "labels" => "labels",
                 "errors" => "errors",
+                "outputs" => "outputs",
+                "scores" => "scores",
+                "code" => "code",
+                "artifact" => "artifact",
                 _ => "predictions",
             },
             name: r.get(1)?,
@@ -352,6 +369,9 @@ mod tests {
             log_tail: None,
             started_at: records::now(),
             finished_at: records::now(),
+            sandbox: Some("landlock v7".into()),
+            environment: None,
+            prepared_sha256: None,
             files: vec![RunFile {
                 kind: "predictions",
                 name: "val".into(),

@@ -1,0 +1,191 @@
+//! The `.lab/` directory: the one place that knows where every file of the
+//! harness lives (uv keeps one such type for its cache).
+//!
+//! ```text
+//! .lab/lab.db                           the research memory
+//! .lab/runs/e<N>/run.log                every worker's output, capped
+//! .lab/runs/e<N>/code/                  the leaf's files as they were at launch (what ran, what a keep commits)
+//! .lab/runs/e<N>/frozen/                the frozen files only (frozen-code workers import from here)
+//! .lab/runs/e<N>/candidate.patch        a discarded candidate's diff
+//! .lab/runs/e<N>/<tier>/artifact/       what `train` left (other leaves' inputs come from here)
+//! .lab/runs/e<N>/<tier>/out/            outputs of `predict` or `infer`, per split
+//! .lab/runs/e<N>/<tier>/probe/          the causality probes' inputs and outputs
+//! .lab/runs/e<N>/<tier>/scores/         per-item scores the harness computed
+//! .lab/runs/e<N>/<tier>/<worker>.json   a worker's spec; <worker>.tmp/ its private temporary directory
+//! .lab/data/<leaf>/<key>/               data prepared by the frozen `data` (train.pkl, eval/, targets/, prepared.json)
+//! .lab/checkpoints/<name>.md            `lab checkpoint`
+//! .lab/submissions/<leaf>/              `lab submit`
+//! ```
+//!
+//! Invariant: code under judgement can read only its own inputs and write only
+//! its own tier's `artifact/` or `out/` and its temporary directory; the
+//! sandbox policies are built from these paths (`supervisor::policy`).
+
+use std::path::{Path, PathBuf};
+
+use crate::ids::ExperimentId;
+
+pub const DB_FILE: &str = "lab.db";
+
+/// The `.lab/` directory of a lab root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.dir.join("runs")
+    }
+
+    pub fn run(&self, experiment: ExperimentId) -> RunDir {
+        RunDir { root: self.runs().join(experiment.to_string()) }
+    }
+
+    /// Prepared data of `leaf` under comparability key `key` (its first 16 hex digits), per tier.
+    pub fn prepared(&self, leaf: &str, key: &str, smoke: bool) -> PreparedDir {
+        let short = &key[..key.len().min(16)];
+        let name = if smoke { format!("{short}-smoke") } else { short.to_owned() };
+        PreparedDir { root: self.dir.join("data").join(leaf).join(name) }
+    }
+
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+
+    pub fn submissions(&self, leaf: &str) -> PathBuf {
+        self.dir.join("submissions").join(leaf)
+    }
+}
+
+/// `.lab/runs/e<N>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.root.join("run.log")
+    }
+
+    /// Every file of the leaf but sealed ones, copied at launch.
+    pub fn code(&self) -> PathBuf {
+        self.root.join("code")
+    }
+
+    /// The frozen files only (sealed ones included), for frozen-code workers.
+    pub fn frozen(&self) -> PathBuf {
+        self.root.join("frozen")
+    }
+
+    pub fn candidate_patch(&self) -> PathBuf {
+        self.root.join("candidate.patch")
+    }
+
+    /// The pure-Python `lab` module child processes import.
+    pub fn python_module(&self) -> PathBuf {
+        self.root.join("python")
+    }
+
+    /// One tier's runs: `smoke`, `full`, `full-2`, ...
+    pub fn tier(&self, name: &str) -> TierDir {
+        TierDir { root: self.root.join(name) }
+    }
+}
+
+/// `.lab/runs/e<N>/<tier>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierDir {
+    root: PathBuf,
+}
+
+impl TierDir {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn artifact(&self) -> PathBuf {
+        self.root.join("artifact")
+    }
+
+    pub fn outputs(&self) -> PathBuf {
+        self.root.join("out")
+    }
+
+    pub fn probe(&self) -> PathBuf {
+        self.root.join("probe")
+    }
+
+    pub fn scores(&self) -> PathBuf {
+        self.root.join("scores")
+    }
+
+    pub fn spec(&self, worker: &str) -> PathBuf {
+        self.root.join(format!("{worker}.json"))
+    }
+
+    /// A worker's private `$TMPDIR` and `$HOME`, removed when it ends.
+    pub fn scratch(&self, worker: &str) -> PathBuf {
+        self.root.join(format!("{worker}.tmp"))
+    }
+}
+
+/// `.lab/data/<leaf>/<key>/`: what the frozen `data` returned, split by who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedDir {
+    root: PathBuf,
+}
+
+impl PreparedDir {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The training split (`train` and `predict` read it).
+    pub fn train(&self) -> PathBuf {
+        self.root.join("train.pkl")
+    }
+
+    /// Unlabelled inputs of the evaluated splits (`predict` and `infer` read them).
+    pub fn eval(&self) -> PathBuf {
+        self.root.join("eval")
+    }
+
+    /// Labels and targets: read by the supervisor and frozen scorers only.
+    pub fn targets(&self) -> PathBuf {
+        self.root.join("targets")
+    }
+
+    /// The rows of a submission file (`lab submit`).
+    pub fn submission_rows(&self) -> PathBuf {
+        self.root.join("submission.json")
+    }
+
+    /// Constant reference figures of the evaluated splits (e.g. compressor bars).
+    pub fn reference(&self) -> PathBuf {
+        self.root.join("reference.json")
+    }
+
+    /// The sha256 of every file above, written by the supervisor after the data
+    /// worker ended and checked before every use.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("prepared.json")
+    }
+}

@@ -1,0 +1,225 @@
+//! `lab checkpoint`: the state of a leaf written down, with a red team.
+//!
+//! The state: leader and metric, noise estimate, held-out score (a counted
+//! read of the held-out split), queue length, counts, and the sha256 of every
+//! prediction file of the leader and every frozen file. The red team takes each
+//! claim the harness can check, names the attack that would fake it, shows the
+//! evidence and says whether the claim holds, fails or is unknown.
+//!
+//! Invariants: a checkpoint file is written once (an existing name is
+//! refused); nothing else is written but the held-out read counter.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::heldout::{self, Transfer};
+use super::judge;
+use crate::error::LabError;
+use crate::evidence;
+use crate::ids::ExperimentId;
+use crate::leaf::lock::{self, LockState};
+use crate::leaf::{Leaf, manifest};
+use crate::root::LabRoot;
+use crate::store::gate as records;
+use crate::store::runs::{self, Leader};
+use crate::store::{Store, queries, queue};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Claim {
+    pub claim: &'static str,
+    pub attack: &'static str,
+    pub evidence: String,
+    /// `holds`, `fails` or `unknown`.
+    pub verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Checkpoint {
+    pub name: String,
+    pub path: String,
+    pub leaf: String,
+    pub metric: String,
+    pub leader: Option<Leader>,
+    pub state: Value,
+    pub red_team: Vec<Claim>,
+}
+
+pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> Result<Checkpoint> {
+    manifest::validate_name(name).map_err(|_| {
+        LabError::usage(format!("invalid checkpoint name `{name}`: lowercase letters, digits and dashes"))
+    })?;
+    let dir = dir(lab);
+    let path = dir.join(format!("{name}.md"));
+    if path.exists() {
+        return Err(LabError::refused(format!(
+            "checkpoint `{}` exists; a checkpoint is never overwritten",
+            path.display()
+        ))
+        .hint("choose another NAME")
+        .into());
+    }
+    let lock_sha256 = super::inputs::comparability(lab, store, leaf)?.key;
+    let metric = &leaf.manifest.metric;
+    let leader = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &lock_sha256)?;
+    let leader_id: Option<ExperimentId> = leader.as_ref().map(|l| l.experiment.parse()).transpose()?;
+    let noise = records::baselines(store.conn(), leaf.name(), &lock_sha256)?.pop();
+    let transfer = match leader {
+        Some(_) => heldout::transfer(store, leaf, &lock_sha256, "lab checkpoint").map_err(|e| format!("{e:#}")),
+        None => Err("no leader".to_owned()),
+    };
+    let counts = queries::counts(store.conn(), Some(leaf.name()))?;
+    let queued = queue::list(store.conn(), Some(leaf.name()), &["queued"])?.len();
+    let files = leader_id.map(|e| judge::last_full_files(store, e)).transpose()?.unwrap_or_default();
+    let frozen = lock::Lock::compute(leaf)?;
+    let lock_state = lock::verify(leaf)?;
+    let state = json!({
+        "leader": leader,
+        "noise": noise,
+        "holdout": transfer.as_ref().ok(),
+        "holdout_error": transfer.as_ref().err(),
+        "queue_length": queued,
+        "counts": {"experiments": counts.experiments, "keep": counts.keep, "discard": counts.discard, "crash": counts.crash},
+        "prediction_files": files.iter().map(|f| json!({"kind": f.kind, "name": f.name, "path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
+        "frozen_files": frozen.files,
+        "lock_sha256": lock_sha256,
+    });
+    let mut red_team = vec![reproducible(store, leaf, leader.as_ref(), leader_id)?];
+    red_team.push(frozen_claim(&lock_state));
+    red_team.push(predictions_claim(&files, leader_id));
+    red_team.push(transfer_claim(&transfer));
+    red_team.push(noise_claim(store, leader_id)?);
+    let checkpoint = Checkpoint {
+        name: name.to_owned(),
+        path: path.display().to_string(),
+        leaf: leaf.name().to_owned(),
+        metric: metric.name.clone(),
+        leader,
+        state,
+        red_team,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    std::fs::write(&path, markdown(&checkpoint)).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(checkpoint)
+}
+
+fn claim(claim: &'static str, attack: &'static str, evidence: String, verdict: &'static str) -> Claim {
+    Claim { claim, attack, evidence, verdict }
+}
+
+fn reproducible(store: &Store, leaf: &Leaf, leader: Option<&Leader>, id: Option<ExperimentId>) -> Result<Claim> {
+    let (c, a) = ("leader reproducible", "a lucky seed");
+    let (Some(leader), Some(id)) = (leader, id) else { return Ok(claim(c, a, "no leader".into(), "unknown")) };
+    let values: Vec<f64> =
+        records::full_values(store.conn(), id, &leaf.manifest.metric.name)?.into_iter().map(|v| v.1).collect();
+    if values.len() < 2 {
+        let evidence = format!("{id} has {} full run; run `lab baseline` to rerun it", values.len());
+        return Ok(claim(c, a, evidence, "unknown"));
+    }
+    let (n, mean, sd) = super::baseline::spread(&values);
+    let within = (leader.value - mean).abs() <= 3.0 * sd + 1e-12;
+    let evidence = format!("{id} kept {} ; {n} full runs: mean {mean} sd {sd}", leader.value);
+    Ok(claim(c, a, evidence, if within { "holds" } else { "fails" }))
+}
+
+fn frozen_claim(state: &LockState) -> Claim {
+    let (c, a) = ("frozen files unchanged", "an edited evaluation");
+    match state {
+        LockState::Ok => claim(c, a, "every frozen file matches leaf.lock".into(), "holds"),
+        LockState::Missing => claim(c, a, "no leaf.lock".into(), "unknown"),
+        LockState::Changed(changes) => {
+            let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
+            claim(c, a, list.join("; "), "fails")
+        }
+    }
+}
+
+fn predictions_claim(files: &[runs::RunFile], leader: Option<ExperimentId>) -> Claim {
+    let (c, a) = ("recorded files unchanged since scoring", "outputs or labels edited after they were scored");
+    let Some(leader) = leader.filter(|_| !files.is_empty()) else {
+        return claim(c, a, "no recorded files".into(), "unknown");
+    };
+    let changed: Vec<String> = files.iter().filter_map(|f| evidence::holds(leader, f).err()).collect();
+    if changed.is_empty() {
+        claim(c, a, format!("{} files re-hashed, all match their recorded sha256", files.len()), "holds")
+    } else {
+        claim(c, a, format!("changed: {}", changed.join("; ")), "fails")
+    }
+}
+
+fn transfer_claim(transfer: &Result<Transfer, String>) -> Claim {
+    let (c, a) = ("validation gain transferred to held-out", "tuning on the validation split");
+    match transfer {
+        Err(e) => claim(c, a, e.clone(), "unknown"),
+        Ok(t) => {
+            let evidence = format!(
+                "val gain {:?}, held-out gain {:?}, ratio {:?}; the held-out split has been read {} times",
+                t.val_gain, t.holdout_gain, t.ratio, t.reads
+            );
+            let verdict = match t.transferred {
+                Some(true) => "holds",
+                Some(false) => "fails",
+                None => "unknown",
+            };
+            claim(c, a, evidence, verdict)
+        }
+    }
+}
+
+fn noise_claim(store: &Store, leader: Option<ExperimentId>) -> Result<Claim> {
+    let (c, a) = ("improvement larger than noise", "a gain within the noise");
+    let Some(id) = leader else { return Ok(claim(c, a, "no leader".into(), "unknown")) };
+    let Some(r) = records::latest_report(store.conn(), id)? else {
+        return Ok(claim(c, a, format!("{id} was never judged by the gate"), "unknown"));
+    };
+    let Some(against) = r.leader else {
+        return Ok(claim(c, a, format!("{id} is the first baseline: nothing to improve on"), "unknown"));
+    };
+    let evidence = format!(
+        "{id} vs {against}: improvement {} ({}% CI {}..{}), prob_better {}, verdict {}, n {}",
+        r.improvement,
+        r.confidence * 100.0,
+        r.ci_low,
+        r.ci_high,
+        r.prob_better,
+        r.verdict,
+        r.n
+    );
+    Ok(claim(c, a, evidence, if r.verdict == "pass" && r.ci_low > r.min_improvement { "holds" } else { "fails" }))
+}
+
+fn markdown(c: &Checkpoint) -> String {
+    let mut md = format!("# Checkpoint `{}`: leaf `{}`\n\n## State\n\n", c.name, c.leaf);
+    let leader =
+        c.leader.as_ref().map_or("none".to_owned(), |l| format!("{} ({} = {})", l.experiment, c.metric, l.value));
+    md.push_str(&format!("- leader: {leader}\n"));
+    for key in ["noise", "holdout", "holdout_error", "queue_length", "counts", "lock_sha256"] {
+        md.push_str(&format!("- {key}: {}\n", c.state[key]));
+    }
+    md.push_str("\n### Prediction files of the leader (sha256)\n\n");
+    for f in c.state["prediction_files"].as_array().into_iter().flatten() {
+        md.push_str(&format!("- {} {} `{}` {}\n", f["kind"], f["name"], f["path"], f["sha256"]));
+    }
+    md.push_str("\n### Frozen files (sha256)\n\n");
+    for (path, sha) in c.state["frozen_files"].as_object().into_iter().flatten() {
+        md.push_str(&format!("- `{path}` {}\n", sha.as_str().unwrap_or_default()));
+    }
+    md.push_str("\n## Red team\n\n| claim | attack | evidence | verdict |\n|---|---|---|---|\n");
+    for r in &c.red_team {
+        md.push_str(&format!(
+            "| {} | {} | {} | **{}** |\n",
+            r.claim,
+            r.attack,
+            r.evidence.replace('|', "\\|"),
+            r.verdict
+        ));
+    }
+    md
+}
+
+/// Where checkpoints go.
+pub fn dir(lab: &LabRoot) -> PathBuf {
+    lab.layout().checkpoints()
+}

@@ -1,0 +1,218 @@
+//! The gate applied to recorded experiments: gathers the evidence of a
+//! candidate and of the leaf's leader from the store and the files the runs
+//! left, and asks [`gate::decide`] for a verdict. Used by `lab run --decide`,
+//! `lab gate`, and anything else that submits a candidate (a blend).
+//!
+//! Predictions mode: a paired bootstrap over the candidate's and the leader's
+//! **val** predictions against the val labels they were scored on, which must
+//! be the same labels. Every file is re-hashed first (`evidence`): a file that
+//! no longer matches the sha256 recorded when it was scored is refused (exit 3),
+//! so nothing edited after scoring can win. Scalar (artifact) mode: the candidate's full runs against the
+//! leader's full runs (its first run plus `lab baseline` repeats, attached to
+//! the leader experiment), with the latest stored baseline sd of this leaf and
+//! leaf.lock when the leader has a single run.
+//!
+//! Flagged candidates (`seed-only`, `eval-only`, see `flags`) are never kept on
+//! one run: a scalar pass on one run becomes NEEDS_REPEATS (or FAIL at the last
+//! allowed run), a predictions pass becomes FAIL. Read-only: nothing here
+//! writes the store or a file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::flags;
+use crate::error::LabError;
+use crate::evidence;
+use crate::gate::{self, Evidence, GateConfig, GateReport, MetricKind, PairedSamples, ScalarRuns, Verdict};
+use crate::ids::ExperimentId;
+use crate::layout::Layout;
+use crate::leaf::Leaf;
+use crate::store::Store;
+use crate::store::gate as records;
+use crate::store::runs::{self, Leader, RunFile};
+use crate::vcs;
+
+/// Which evidence the gate read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Predictions,
+    Scalar,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Predictions => "predictions",
+            Self::Scalar => "scalar",
+        }
+    }
+
+    pub fn of(leaf: &Leaf) -> Self {
+        if leaf.manifest.entry.is_predictions() { Self::Predictions } else { Self::Scalar }
+    }
+}
+
+/// The gate's answer on one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Judgement {
+    pub report: GateReport,
+    /// `None`: no leader under this leaf.lock yet. The report then passes with
+    /// NaN numbers: the first full run is the baseline.
+    pub leader: Option<Leader>,
+    pub mode: Mode,
+    /// `seed-only`, `eval-only`.
+    pub flags: Vec<String>,
+}
+
+/// The gate's settings from the manifest's `gate:`; `seed` fixes the bootstrap draws.
+pub fn config(leaf: &Leaf, seed: u64) -> GateConfig {
+    let spec = &leaf.manifest.gate;
+    GateConfig {
+        min_improvement: spec.min_improvement,
+        confidence: spec.confidence,
+        seed,
+        max_candidate_runs: spec.repeats.max(1) as usize,
+        ..GateConfig::default()
+    }
+}
+
+/// Judge `candidate` against the leader of `leaf` under `lock_sha256`.
+pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &str) -> Result<Judgement> {
+    let mode = Mode::of(leaf);
+    let flags = candidate_flags(store, leaf, candidate)?;
+    let metric = &leaf.manifest.metric;
+    let Some(leader) = runs::rival(store.conn(), leaf.name(), &metric.name, metric.goal, lock_sha256, candidate)?
+    else {
+        let report = GateReport {
+            improvement: f64::NAN,
+            ci_low: f64::NAN,
+            ci_high: f64::NAN,
+            prob_better: f64::NAN,
+            verdict: Verdict::Pass,
+            reason: "no comparable leader yet (same leaf.lock and inputs): the first full run is the baseline".into(),
+            n: 0,
+        };
+        return Ok(Judgement { report, leader: None, mode, flags });
+    };
+    let leader_id: ExperimentId = leader.experiment.parse()?;
+    let config = config(leaf, candidate.0 as u64);
+    let evidence = match mode {
+        Mode::Predictions => predictions_evidence(store, leaf, candidate, leader_id)?,
+        Mode::Scalar => scalar_evidence(store, leaf, candidate, leader_id, lock_sha256)?,
+    };
+    let report = gate::decide(&config, &evidence)
+        .map_err(|e| LabError::usage(format!("the gate cannot judge {candidate}: {e}")))?;
+    let report = apply_flags(report, &flags, mode, config.max_candidate_runs);
+    Ok(Judgement { report, leader: Some(leader), mode, flags })
+}
+
+/// A flagged candidate cannot pass on a single run.
+fn apply_flags(mut report: GateReport, flags: &[String], mode: Mode, max_runs: usize) -> GateReport {
+    if flags.is_empty() || report.verdict != Verdict::Pass || (mode == Mode::Scalar && report.n >= 2) {
+        return report;
+    }
+    let what = flags.join(", ");
+    report.verdict = if mode == Mode::Scalar && report.n < max_runs { Verdict::NeedsRepeats } else { Verdict::Fail };
+    report.reason = match mode {
+        Mode::Scalar if report.verdict == Verdict::NeedsRepeats => format!(
+            "{}, but the candidate is flagged {what}: a flagged candidate is never kept on one run, so it needs repeats",
+            report.reason
+        ),
+        Mode::Scalar => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
+        Mode::Predictions => format!(
+            "{}, but the candidate is flagged {what}: refused a keep (a flagged candidate is never kept on one run)",
+            report.reason
+        ),
+    };
+    report
+}
+
+fn scalar_evidence(
+    store: &Store,
+    leaf: &Leaf,
+    candidate: ExperimentId,
+    leader: ExperimentId,
+    lock_sha256: &str,
+) -> Result<Evidence> {
+    let metric = &leaf.manifest.metric;
+    let values = |e: ExperimentId| -> Result<Vec<f64>> {
+        Ok(records::full_values(store.conn(), e, &metric.name)?.into_iter().map(|(_, v)| v).collect())
+    };
+    let (leader_runs, candidate_runs) = (values(leader)?, values(candidate)?);
+    if candidate_runs.is_empty() {
+        return Err(LabError::usage(format!("{candidate} has no full run with a finite `{}`", metric.name)).into());
+    }
+    if leader_runs.is_empty() {
+        return Err(
+            LabError::usage(format!("the leader {leader} has no full run with a finite `{}`", metric.name)).into()
+        );
+    }
+    let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
+    Ok(Evidence::Scalar(ScalarRuns { goal: metric.goal, leader: leader_runs, candidate: candidate_runs, noise_sd }))
+}
+
+fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, leader: ExperimentId) -> Result<Evidence> {
+    let metric = &leaf.manifest.metric;
+    let kind: MetricKind = metric.kind().parse().map_err(|e| LabError::usage(format!("{e}")))?;
+    let (candidate_files, leader_files) = (last_full_files(store, candidate)?, last_full_files(store, leader)?);
+    let val = |files: &[RunFile], e: ExperimentId| -> Result<Vec<f64>> {
+        let file = evidence::find(files, "predictions", "val")
+            .ok_or_else(|| LabError::usage(format!("{e} has no recorded val predictions from a full run")))?;
+        evidence::values(e, file)
+    };
+    let (candidate_pred, leader_pred) = (val(&candidate_files, candidate)?, val(&leader_files, leader)?);
+    let labels = evidence::find(&candidate_files, "labels", "val")
+        .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
+    let leader_labels = evidence::find(&leader_files, "labels", "val");
+    if leader_labels.is_some_and(|l| l.sha256 != labels.sha256) {
+        return Err(LabError::refused(format!(
+            "{candidate} and the leader {leader} were scored on different val labels (sha256 {} and {})",
+            labels.sha256,
+            leader_labels.map(|l| l.sha256.as_str()).unwrap_or_default()
+        ))
+        .hint("candidate and leader are compared only on the same targets: delete the prepared data and rerun both")
+        .into());
+    }
+    let y_true = evidence::values(candidate, labels)?;
+    Ok(Evidence::Predictions(PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred }))
+}
+
+/// The files of `experiment`'s last successful full run.
+pub fn last_full_files(store: &Store, experiment: ExperimentId) -> Result<Vec<RunFile>> {
+    let runs = runs::runs_of(store.conn(), experiment)?;
+    Ok(runs.into_iter().rev().find(|r| r.tier == "full" && r.exit_reason == "ok").map(|r| r.files).unwrap_or_default())
+}
+
+/// The stored flags of a judged candidate, else those of the patch its run
+/// wrote at launch (the diff from HEAD to its snapshot).
+fn candidate_flags(store: &Store, leaf: &Leaf, candidate: ExperimentId) -> Result<Vec<String>> {
+    if let Some(report) = records::latest_report(store.conn(), candidate)? {
+        return Ok(report.flags);
+    }
+    let saved = Layout::new(data_dir(store)).run(candidate).candidate_patch();
+    match std::fs::read_to_string(&saved) {
+        Ok(patch) if !patch.is_empty() => {
+            let workdir = vcs::changed_paths(&leaf.dir).map(|c| c.workdir).unwrap_or_default();
+            Ok(flags::diff_flags(&patch, &leaf_prefix(leaf, &workdir)))
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// The lab's `.lab/` directory: the database's.
+pub fn data_dir(store: &Store) -> PathBuf {
+    store.path().parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The leaf's directory inside the repository, `/`-terminated (`leaves/ok/`).
+pub fn leaf_prefix(leaf: &Leaf, workdir: &Path) -> String {
+    let dir = leaf.dir.canonicalize().unwrap_or_else(|_| leaf.dir.clone());
+    let workdir = workdir.canonicalize().unwrap_or_else(|_| workdir.to_path_buf());
+    match dir.strip_prefix(&workdir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => format!("{}/", rel.display()),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,26 @@
+//! The experiment lifecycle: what a run is recorded as, how it is decided, and
+//! what happens to the leaf's files afterwards. The processes themselves are the
+//! supervisor's (`supervisor/`); this layer records and judges what they left.
+//!
+//! Layout: `session` (the whole `lab run`: check, snapshot, record, decide,
+//! keep or restore), `integrity` (lock, mutable-file and symlink checks),
+//! `inputs` (declared inputs resolved to upstream leaders' files, and the
+//! comparability key), `decide` (the verdict, through the gate), `judge` (the
+//! gate on recorded experiments), `flags` (seed-only and eval-only diffs),
+//! `archive` (what is left of discarded candidates), `baseline` (`lab
+//! baseline`'s reruns), `heldout` (the sealed held-out split and its read
+//! counter), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker).
+
+pub mod archive;
+pub mod baseline;
+pub mod checkpoint;
+pub mod decide;
+pub mod doctor;
+pub mod flags;
+pub mod heldout;
+pub mod inputs;
+pub mod integrity;
+pub mod judge;
+pub mod session;
+
+pub use session::{RunOptions, RunSummary, run};

@@ -1,0 +1,201 @@
+"""The worker's side of each role: call the leaf's function, check what it
+returned, and write it where the supervisor reads it. Embedded in the lab binary
+(python/roles.rs) and run inside the worker's interpreter; nothing here is a
+metric. Files written for the supervisor are .npy (never pickled: the supervisor
+and frozen scorers never unpickle what code under judgement produced) or JSON.
+Pickles exist only where frozen code wrote them (prepared inputs) or where the
+same code reads them back (the trained object of a mutable infer).
+"""
+
+import importlib
+import json
+import math
+import os
+import pickle
+
+
+class Refused(Exception):
+    """What the leaf returned cannot be used: the run ends with this message."""
+
+
+def target(spec):
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _numeric_array(value):
+    try:
+        import numpy as np
+    except ImportError:
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value
+    return None
+
+
+def _strings(value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _save_inputs(value, stem):
+    array = _numeric_array(value)
+    if array is not None:
+        import numpy as np
+
+        np.save(stem + ".npy", np.ascontiguousarray(array), allow_pickle=False)
+    else:
+        with open(stem + ".pkl", "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _save_targets(value, stem, split):
+    strings = _strings(value)
+    if strings is not None:
+        with open(stem + ".json", "w") as f:
+            json.dump(strings, f)
+        return len(strings)
+    import numpy as np
+
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise Refused(f"data's `{split}` targets must be numbers or strings: {e}") from None
+    np.save(stem + ".npy", array, allow_pickle=False)
+    return len(array)
+
+
+def load(path):
+    """Inputs as prepared: an .npy array or a pickled object (frozen code wrote it)."""
+    if path.endswith(".npy"):
+        import numpy as np
+
+        return np.load(path, allow_pickle=False)
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def prepare(lab, data, out, submission):
+    """The frozen data(lab) -> train.pkl, eval/<split>, targets/<split>, reference.json, submission.json."""
+    splits = target(data)(lab)
+    if not isinstance(splits, dict):
+        raise Refused('data must return a dict of splits: {"train": ..., "val": (inputs, targets), ...}')
+    if "val" not in splits:
+        raise Refused("data returned no `val` split")
+    os.makedirs(os.path.join(out, "eval"))
+    os.makedirs(os.path.join(out, "targets"))
+    with open(os.path.join(out, "train.pkl"), "wb") as f:
+        pickle.dump(splits.get("train"), f, protocol=pickle.HIGHEST_PROTOCOL)
+    for split in ("val", "holdout"):
+        if split not in splits:
+            continue
+        pair = splits[split]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise Refused(f"data's `{split}` must be a pair (inputs, targets)")
+        inputs, targets = pair
+        n = _save_targets(targets, os.path.join(out, "targets", split), split)
+        if len(inputs) != n:
+            raise Refused(f"data's `{split}` has {len(inputs)} inputs but {n} targets")
+        _save_inputs(inputs, os.path.join(out, "eval", split))
+    if "submission" in splits:
+        pair = splits["submission"]
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise Refused("data's `submission` must be a pair (inputs, None)")
+        _save_inputs(pair[0], os.path.join(out, "eval", "submission"))
+    reference = splits.get("reference")
+    if reference is not None:
+        checked = {}
+        for split, figures in dict(reference).items():
+            checked[split] = {k: float(v) for k, v in dict(figures).items() if math.isfinite(float(v))}
+        with open(os.path.join(out, "reference.json"), "w") as f:
+            json.dump(checked, f)
+    if submission:
+        rows = target(submission)(lab)
+        with open(os.path.join(out, "submission.json"), "w") as f:
+            json.dump(rows, f)
+
+
+def predict(lab, predict_fn, train, eval_files, out):
+    """predict(lab, train, inputs) -> {split: predictions}: one float64 .npy per split given."""
+    import numpy as np
+
+    inputs = {split: load(path) for split, path in eval_files}
+    lab._set_inputs(inputs)
+    predictions = target(predict_fn)(lab, load(train), inputs)
+    if not isinstance(predictions, dict):
+        raise Refused('predict must return a dict of predictions by split: {"val": ..., "holdout": ...}')
+    for split, given in inputs.items():
+        if split not in predictions:
+            raise Refused(f"predict returned no predictions for `{split}`")
+        try:
+            # Materialised here, inside the budget: a lazy object cannot keep working later.
+            array = np.array(predictions[split], dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as e:
+            raise Refused(f"predictions for `{split}` are not numeric: {e}") from None
+        if array.ndim == 0 or len(array) != len(given):
+            raise Refused(f"predictions for `{split}`: {array.shape} for {len(given)} inputs")
+        np.save(os.path.join(out, split + ".npy"), array, allow_pickle=False)
+
+
+def train(lab, train_fn, data, artifact):
+    """train(lab, data) -> its return value pickled as artifact/trained.pkl (unless None)."""
+    trained = target(train_fn)(lab, load(data))
+    if trained is not None:
+        with open(os.path.join(artifact, "trained.pkl"), "wb") as f:
+            pickle.dump(trained, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def infer(lab, infer_fn, eval_files, out):
+    """infer(lab, inputs) once per split -> one output per input: an .npy array or a JSON list of strings."""
+    import numpy as np
+
+    function = target(infer_fn)
+    for split, path in eval_files:
+        inputs = load(path)
+        outputs = function(lab, inputs)
+        strings = _strings(outputs)
+        if strings is not None:
+            if len(strings) != len(inputs):
+                raise Refused(f"infer returned {len(strings)} outputs for {len(inputs)} `{split}` inputs")
+            with open(os.path.join(out, split + ".json"), "w") as f:
+                json.dump(strings, f)
+            continue
+        try:
+            array = np.array(outputs, copy=True)
+        except (TypeError, ValueError) as e:
+            raise Refused(f"infer's outputs for `{split}` are neither numbers nor strings: {e}") from None
+        if array.dtype.kind not in "biuf":
+            raise Refused(f"infer's outputs for `{split}` are neither numbers nor strings (dtype {array.dtype})")
+        if array.ndim == 0 or len(array) != len(inputs):
+            raise Refused(f"infer returned outputs of shape {array.shape} for {len(inputs)} `{split}` inputs")
+        if array.dtype != np.float32:
+            array = array.astype(np.float64)
+        np.save(os.path.join(out, split + ".npy"), array, allow_pickle=False)
+
+
+def _outputs(path):
+    if path.endswith(".json"):
+        with open(path) as f:
+            return json.load(f)
+    import numpy as np
+
+    return np.load(path, allow_pickle=False)
+
+
+def score(lab, score_fn, splits, out):
+    """The frozen score(lab, inputs, outputs, targets) -> {metric: [one float per item]} per split."""
+    function = target(score_fn)
+    for split, inputs, outputs, targets in splits:
+        given = load(inputs)
+        scored = function(lab, given, _outputs(outputs), _outputs(targets))
+        if not isinstance(scored, dict):
+            raise Refused(f"score must return a dict of per-item lists for `{split}`")
+        lists = {}
+        for name, values in scored.items():
+            values = [float(v) for v in values]
+            if len(values) != len(given):
+                raise Refused(f"score's `{name}` has {len(values)} values for {len(given)} `{split}` items")
+            lists[str(name)] = [v if math.isfinite(v) else str(v) for v in values]
+        with open(os.path.join(out, split + ".json"), "w") as f:
+            json.dump(lists, f)
