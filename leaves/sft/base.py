@@ -130,14 +130,15 @@ def check_fits(state_dict, arch, origin):
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
-    shapes = [f"{k} {got[k]} (expected {expected[k]})" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
+    common = sorted(set(got) & set(expected))
+    shapes = [f"{k} {got[k]} (expected {expected[k]})" for k in common if got[k] != expected[k]]
     problems = [f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''}"
                 for label, items in (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
                 if items]
     if not problems and not torch.equal(state_dict["tok.weight"], state_dict["head.weight"]):
         problems.append("head.weight differs from tok.weight (the frozen GPT ties them)")
     if problems:
-        raise BaseMismatch(f"{origin} does not fit the frozen GPT {arch}: {'; '.join(problems)}. {FAMILY}")
+        raise BaseMismatch(f"{origin} does not fit the frozen GPT {arch}: {'; '.join(problems)}; {FAMILY}")
 
 
 def load_checkpoint(path, origin):
