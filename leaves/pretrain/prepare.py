@@ -1,208 +1,205 @@
-"""Frozen data preparation for the pretrain leaf: bytes of Python source code.
+"""Frozen data preparation of the pretrain leaf: bytes of Python source code.
 
-The corpus is the CPython standard library's own top-level ``.py`` files (the
-directory ``sysconfig.get_paths()["stdlib"]``), sorted by file name and
-concatenated as raw bytes. It ships with every Python installation, so the leaf
-needs no download; but another Python version has another standard library, so
-the corpus is pinned by its sha256 and the interpreter version it came from
-(``CORPUS``). A mismatch is an error that names both, never a silent change of
-the data the leaderboard is measured on.
+The corpus is the source of an installed package the model has no reason to
+import: every ``.py`` file under the package directory of ``pygments==2.21.0``
+(BSD-2-Clause), sorted by relative path, concatenated as raw bytes. It is in
+the leaf's requirements, so the leaf needs no download; it is pinned by
+version, file count, byte count and sha256 (``CORPUS``), and a mismatch is an
+error that names both, never a silent change of the data the leaderboard is
+measured on. It is not the standard library on purpose: every Python process
+reads the stdlib, so a sandbox cannot seal it, while leaf.yaml seals this
+package (``sealed.site_packages``): the train and infer workers cannot read
+it, only this file can, in the frozen data worker.
 
 Splits are contiguous and fixed, by position: the first 80% of the bytes train,
 the next 10% validate (the metric), the last 10% are held out (``lab holdout``).
 
-The evaluation set is a fixed, evenly spaced selection of chunks of a split
-(``eval_chunks``), so a bounded number of bytes still covers many files.
+The evaluation set of a split is a fixed, evenly spaced selection of K windows
+of ``chunk + 1`` bytes (``eval_windows``), so a bounded number of bytes still
+covers many files. Inputs are the first ``chunk`` bytes of each window and
+targets the next byte at each position (``window[1:]``): the model is scored on
+exactly K * chunk bytes and the infer worker never sees the last target.
 ``compression_bars`` gives what general-purpose compressors achieve on exactly
-those bytes: the bar a language model should clear. Everything is cached under
-``lab.data_dir()`` (``lab`` may be None: no cache, for use outside the runner).
+the target bytes: the bars a language model should clear.
+
+``data(lab)`` is the entry point (``entry.data`` in leaf.yaml). Nothing is
+cached here: the harness caches data()'s result per leaf.lock and tier.
 """
 
 import hashlib
-import json
+import importlib.metadata
 import lzma
 import os
 import sys
-import sysconfig
-import tempfile
 
 import numpy as np
 
-# The corpus every figure of this leaf is measured on. Regenerate only together
+# The corpus every figure of this leaf is measured on. Change it only together
 # with a new baseline (and a new `lab lock`): changing it changes the task.
 CORPUS = {
-    "python": "3.11.7",
-    "files": 168,
-    "bytes": 4_698_388,
-    "sha256": "2e31e854ce7c5a39d3549a94420e7ba4b51281ef0f32fc8b6ddd601eff6d7d42",
+    "package": "pygments",
+    "version": "2.21.0",
+    "files": 343,
+    "bytes": 4_577_209,
+    "sha256": "30aab47e680e4f199c076510a8bd639281aabd2b9090141521e3ff0e58782b5e",
 }
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "holdout": (0.9, 1.0)}
+EVALUATED = ("val", "holdout")
 VOCAB = 256  # bytes
 XZ_PRESET = 9 | lzma.PRESET_EXTREME  # `xz -9e`
 ZSTD_LEVEL = 22  # zstd's highest (`zstd --ultra -22`)
+DEFAULT_EVAL = {"eval_bytes": 131072, "smoke_eval_bytes": 32768, "eval_chunk": 4096}
 
 
 class CorpusMismatch(RuntimeError):
-    """This interpreter's standard library is not the pinned corpus."""
+    """The installed package is not the pinned corpus (absent, another version, other bytes)."""
 
 
-def stdlib_sources():
-    """The corpus files: top-level `.py` files of the stdlib, sorted by name."""
-    root = sysconfig.get_paths()["stdlib"]
-    names = sorted(n for n in os.listdir(root) if n.endswith(".py") and os.path.isfile(os.path.join(root, n)))
-    return root, names
+def corpus_sources():
+    """(package directory, version, its `.py` files relative to it, sorted).
+
+    Found through the installed distribution's metadata, not by importing it:
+    the corpus is read as bytes, never executed.
+    """
+    name = CORPUS["package"]
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise CorpusMismatch(
+            f"the pretrain corpus is the source of {name}=={CORPUS['version']}, which this "
+            f"interpreter ({sys.executable}) does not have installed: install the leaf's "
+            "requirements.txt (scripts/setup --leaves)"
+        ) from None
+    root = str(dist.locate_file(name))
+    files = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel = os.path.relpath(here, root)
+        for n in names:
+            if n.endswith(".py"):
+                files.append(n if rel == "." else f"{rel.replace(os.sep, '/')}/{n}")
+    return root, dist.version, sorted(files)
 
 
 def read_corpus():
-    """The corpus bytes from this interpreter's stdlib, checked against `CORPUS`."""
-    root, names = stdlib_sources()
+    """The corpus bytes, checked against `CORPUS`."""
+    root, version, files = corpus_sources()
     parts = []
-    for name in names:
-        with open(os.path.join(root, name), "rb") as f:
+    for rel in files:
+        with open(os.path.join(root, rel), "rb") as f:
             parts.append(f.read())
     data = b"".join(parts)
     digest = hashlib.sha256(data).hexdigest()
     if digest != CORPUS["sha256"]:
-        here = sys.version.split()[0]
         raise CorpusMismatch(
-            f"the pretrain corpus is the standard library of Python {CORPUS['python']} "
+            f"the pretrain corpus is the source of {CORPUS['package']} {CORPUS['version']} "
             f"({CORPUS['files']} files, {CORPUS['bytes']} bytes, sha256 {CORPUS['sha256']}); "
-            f"this interpreter is Python {here}, whose stdlib at {root} gives "
-            f"{len(names)} files, {len(data)} bytes, sha256 {digest}. "
-            f"Run the leaf with Python {CORPUS['python']} (the .venv the runner embeds), "
+            f"the package installed at {root} is version {version} and gives "
+            f"{len(files)} files, {len(data)} bytes, sha256 {digest}. Install "
+            f"{CORPUS['package']}=={CORPUS['version']} (the leaf's requirements.txt), "
             "or re-pin CORPUS together with a new baseline and `lab lock`."
         )
     return data
 
 
-def _cache_dir(lab):
-    if lab is None:
-        return None
-    path = os.path.join(lab.data_dir(), "corpus-" + CORPUS["sha256"][:16])
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def _atomic_write(path, write):
-    """Write through a temporary file so a run killed mid-write leaves no half cache."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def load_splits(lab=None):
-    """{"train", "val", "holdout"} -> read-only uint8 arrays, cached as .npy files."""
-    cache = _cache_dir(lab)
-    paths = {s: os.path.join(cache, s + ".npy") for s in SPLITS} if cache else {}
-    if cache and all(os.path.exists(p) for p in paths.values()):
-        splits = {s: np.load(p, mmap_mode="r") for s, p in paths.items()}
-        if sum(len(a) for a in splits.values()) == CORPUS["bytes"]:
-            return splits
+def load_splits():
+    """{"train", "val", "holdout"} -> read-only uint8 arrays (views of one buffer)."""
     data = np.frombuffer(read_corpus(), dtype=np.uint8)
     n = len(data)
-    splits = {s: data[int(n * lo) : int(n * hi)] for s, (lo, hi) in SPLITS.items()}
-    for s, p in paths.items():
-        _atomic_write(p, lambda f, a=splits[s]: np.save(f, a))
-    return splits
+    return {s: data[int(n * lo) : int(n * hi)] for s, (lo, hi) in SPLITS.items()}
 
 
-def eval_chunks(split, total_bytes, chunk):
-    """A fixed (K, chunk + 1) uint8 array of evenly spaced chunks of `split`.
+def eval_windows(split, total_bytes, chunk):
+    """(inputs, targets) of K = total_bytes // chunk evenly spaced windows of `split`.
 
-    Each row is scored on its last `chunk` bytes (the first byte is context
-    only), so the model is scored on exactly K * chunk bytes: `bytes_scored`.
+    Each window is chunk + 1 bytes; inputs (K, chunk) uint8 are its first chunk
+    bytes, targets (K, chunk) int64 its last chunk bytes: target[t] is the byte
+    after input[t].
     """
     k = max(1, total_bytes // chunk)
     if k * (chunk + 1) > len(split):
-        raise ValueError(f"{k} chunks of {chunk + 1} bytes do not fit in a split of {len(split)} bytes")
+        raise ValueError(f"{k} windows of {chunk + 1} bytes do not fit in a split of {len(split)} bytes")
     starts = np.linspace(0, len(split) - (chunk + 1), k).astype(np.int64)
-    return np.stack([np.asarray(split[s : s + chunk + 1]) for s in starts])
+    windows = np.stack([np.asarray(split[s : s + chunk + 1]) for s in starts])
+    return np.ascontiguousarray(windows[:, :-1]), windows[:, 1:].astype(np.int64)
 
 
-def bytes_scored(chunks):
-    """The bytes the model predicts, in order: what the compressors get too."""
-    return np.ascontiguousarray(chunks[:, 1:]).tobytes()
+def scored_bytes(targets):
+    """The bytes the model predicts, row by row: what the compressors get too."""
+    return np.asarray(targets, dtype=np.uint8).tobytes()
 
 
 def _bpb(compressed_len, n):
     return 8.0 * compressed_len / n
 
 
-def _read_json(path):
-    if path and os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return None
-
-
-def _write_json(path, value):
-    if path:
-        _atomic_write(path, lambda f: f.write(json.dumps(value, indent=1).encode()))
-
-
 def _xz_len(data):
     return len(lzma.compress(data, preset=XZ_PRESET))
 
 
-def xz_train_len(lab):
-    """Compressed length of the training split under xz -9e (cached: the slow part, about 6 s)."""
-    cache = _cache_dir(lab)
-    path = os.path.join(cache, "xz-train.json") if cache else None
-    cached = _read_json(path)
-    if cached is not None:
-        return cached["bytes"]
-    n = _xz_len(np.asarray(load_splits(lab)["train"]).tobytes())
-    _write_json(path, {"bytes": n, "preset": "9e"})
-    return n
+def compression_bars(train, target, xz_train_len=None):
+    """Bits per byte of xz -9e and zstd -22 on `target` (bytes), and of xz given
+    the training bytes first (compressed train + target minus compressed train).
 
-
-def compression_bars(lab, split_name, total_bytes, chunk):
-    """Bits per byte of xz -9e and zstd -22 on the evaluation bytes of a split, and
-    of xz given the training split first (compressed train+target minus train).
-
-    Cached per split and evaluation set; a fresh machine pays about 8 s once.
+    xz -9e of the 3.66 MB training split takes about 6 s here; pass its length
+    (`xz_train_len`) to pay that once for several targets.
     """
     import zstandard
 
-    splits = load_splits(lab)
-    target = bytes_scored(eval_chunks(splits[split_name], total_bytes, chunk))
-    key = hashlib.sha256(target).hexdigest()[:16]
-    cache = _cache_dir(lab)
-    path = os.path.join(cache, f"bars-{split_name}-{key}.json") if cache else None
-    bars = _read_json(path)
-    if bars is None:
-        train = np.asarray(splits["train"]).tobytes()
-        bars = {
-            "xz_bpb": _bpb(_xz_len(target), len(target)),
-            "zstd_bpb": _bpb(len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(target)), len(target)),
-            "xz_cond_bpb": _bpb(_xz_len(train + target) - xz_train_len(lab), len(target)),
-        }
-        _write_json(path, bars)
-    return bars
+    if xz_train_len is None:
+        xz_train_len = _xz_len(train)
+    return {
+        "xz_bpb": _bpb(_xz_len(target), len(target)),
+        "zstd_bpb": _bpb(len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(target)), len(target)),
+        "xz_cond_bpb": _bpb(_xz_len(train + target) - xz_train_len, len(target)),
+    }
 
 
 def eval_settings(lab):
-    """(total_bytes, chunk) of the evaluation set, from leaf.yaml `settings`."""
-    settings = lab.settings() if lab is not None else {}
+    """(total_bytes, chunk) of the evaluation set, from leaf.yaml `settings` (smoke: fewer bytes)."""
+    settings = {**DEFAULT_EVAL, **(lab.settings() if lab is not None else {})}
     smoke = lab is not None and lab.smoke()
-    total = settings.get("smoke_eval_bytes" if smoke else "eval_bytes", 131072)
-    return int(total), int(settings.get("eval_chunk", 4096))
+    return int(settings["smoke_eval_bytes" if smoke else "eval_bytes"]), int(settings["eval_chunk"])
+
+
+def data(lab):
+    """The leaf's data for the harness (entry.data).
+
+    {"train": uint8 array of the training split,
+     "val": (inputs, targets), "holdout": (inputs, targets),   # see eval_windows
+     "reference": {"val": bars, "holdout": bars}}              # see compression_bars
+    """
+    total, chunk = eval_settings(lab)
+    splits = load_splits()
+    train = np.ascontiguousarray(splits["train"])
+    train_bytes = train.tobytes()
+    xz_train = _xz_len(train_bytes)
+    out = {"train": train, "reference": {}}
+    for name in EVALUATED:
+        inputs, targets = eval_windows(splits[name], total, chunk)
+        out[name] = (inputs, targets)
+        out["reference"][name] = compression_bars(train_bytes, scored_bytes(targets), xz_train)
+    if lab is not None:
+        bars = ", ".join(f"{k} {v:.3f}" for k, v in out["reference"]["val"].items())
+        rows = out["val"][0].shape[0]
+        lab.log(f"pretrain data: {len(train)} training bytes; val {rows} x {chunk} bytes scored ({bars})")
+    return out
 
 
 if __name__ == "__main__":
-    # `python prepare.py`: this interpreter's corpus; `--bars`: also the compressor
-    # bars of the evaluation sets (about 20 s, nothing cached).
-    root, names = stdlib_sources()
-    data = read_corpus()
-    print(f"Python {sys.version.split()[0]}: {len(names)} files, {len(data)} bytes from {root}")
-    print("sha256", hashlib.sha256(data).hexdigest())
+    # `python prepare.py`: the installed corpus; `--bars`: also the compressor bars
+    # of the full and smoke evaluation sets (about 25 s).
+    root, version, files = corpus_sources()
+    corpus = read_corpus()
+    print(f"{CORPUS['package']} {version}: {len(files)} files, {len(corpus)} bytes from {root}")
+    print("sha256", hashlib.sha256(corpus).hexdigest())
     print({s: len(a) for s, a in load_splits().items()})
     if "--bars" in sys.argv:
-        for split, total in [("val", 131072), ("val", 32768), ("holdout", 131072)]:
-            print(split, total, compression_bars(None, split, total, 4096))
+        splits = load_splits()
+        train_bytes = splits["train"].tobytes()
+        xz_train = _xz_len(train_bytes)
+        chunk = DEFAULT_EVAL["eval_chunk"]
+        for total in (DEFAULT_EVAL["eval_bytes"], DEFAULT_EVAL["smoke_eval_bytes"]):
+            for split in EVALUATED:
+                target = scored_bytes(eval_windows(splits[split], total, chunk)[1])
+                print(split, total, compression_bars(train_bytes, target, xz_train))

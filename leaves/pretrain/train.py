@@ -1,15 +1,33 @@
-"""Mutable training code of the pretrain leaf: a small byte-level GPT.
+"""Mutable training code of the pretrain leaf: a small byte-level GPT, trained and run.
 
-`train(lab)` trains from scratch on the training split until the wall clock
-says stop, and returns what evaluate.py needs: {"model", "context", "config"}.
-Everything here is yours to change; the contract with evaluate.py is in its
-docstring.
+`train(lab, data)` trains from scratch on `data` (the training split's bytes, a
+uint8 array, from the frozen prepare.data) until the wall clock says stop, and
+saves `checkpoint.pt` into `lab.artifact_dir()`: {"state_dict", "config",
+"context"}. `infer(lab, inputs)` runs in a separate, sandboxed process after
+training: it loads that checkpoint and returns next-byte logits for the
+evaluation inputs. Both are yours to change (the architecture is the
+experiment); the contract between them and the harness:
+
+- `infer` gets one split's inputs, a (K, T) integer array of bytes, and returns
+  float32 logits (K, T, 256): row k, position t predicts the byte after
+  inputs[k, t]. The harness scores bits per byte itself against targets it
+  never hands out, and re-runs `infer` on rows whose suffix it replaced: the
+  logits at t must not depend on any input after t (a non-causal model is
+  refused).
+- `infer` reads only what `train` left in `lab.artifact_dir()` (or returned:
+  `lab.trained()`); it cannot write anywhere, and neither worker can read the
+  validation bytes or the corpus they come from.
+- `checkpoint.pt` is also what the sft leaf starts from when this run leads.
+  sft loads it into its own frozen GPT (leaves/sft/base.py), strictly and
+  weights only: a checkpoint whose `config` (n_layer, n_embd, n_head, context)
+  and state_dict (parameter names and shapes) do not fit that GPT is still a
+  valid result here, but sft refuses it as a base.
 
 `lab.deadline()` is when train() must have returned: the runner kills it then,
-and the frozen evaluation gets its own time window afterwards. The
-learning-rate schedule runs on that clock, not on a step count: warm up, hold,
-then decay linearly to zero as the deadline approaches, so the same code fits a
-30 s smoke budget and a 5 min full one.
+and inference gets its own budget afterwards. The learning-rate schedule runs on
+that clock, not on a step count: warm up, hold, then decay linearly to zero as
+the deadline approaches, so the same code fits a 30 s smoke budget and a 5 min
+full one.
 """
 
 import math
@@ -40,8 +58,12 @@ CONFIG = {
 }
 REPORT_EVERY_S = 5.0
 FIRST_STEP_SECONDS = 2.0
+SAVE_SECONDS = 1.0  # writing checkpoint.pt after the last step (3 MB as shipped)
+CHECKPOINT = "checkpoint.pt"  # in lab.artifact_dir(); the sft leaf's input `base`
+INFER_BATCH_TOKENS = 16384  # tokens per forward pass in infer: bounds its memory
 
 
+# ---------------------------------------------------------------------- model
 class Block(nn.Module):
     def __init__(self, d, n_head, dropout):
         super().__init__()
@@ -89,6 +111,7 @@ class GPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+# ------------------------------------------------------------------ training
 class Threads:
     """The CPU thread count that trains fastest right now, re-measured as load changes.
 
@@ -165,10 +188,10 @@ def stop_margin(step_seconds):
     """Seconds before `lab.deadline()` at which to stop starting steps.
 
     The deadline is when train() must have returned (the runner kills it then;
-    the frozen evaluation gets its own window afterwards), so leave room for the
-    step in flight and a slower one, and for returning.
+    inference gets its own budget afterwards), so leave room for the step in
+    flight and a slower one, for saving the checkpoint and for returning.
     """
-    return 1.0 + 3.0 * step_seconds
+    return 1.0 + 3.0 * step_seconds + SAVE_SECONDS
 
 
 def batches(data, cfg, gen, device):
@@ -181,13 +204,13 @@ def batches(data, cfg, gen, device):
         yield rows[:, :-1], rows[:, 1:]
 
 
-def train(lab):
+def train(lab, data):
     cfg = dict(CONFIG)
     device = lab.device()
     threads = Threads(device)
     torch.manual_seed(lab.seed())
     gen = torch.Generator().manual_seed(lab.seed())
-    train_data = prepare.load_splits(lab)["train"]
+    train_data = np.asarray(data)
 
     model = GPT(**cfg).to(device)
     opt = make_optimizer(model, cfg, device)
@@ -231,4 +254,38 @@ def train(lab):
 
     lab.log(f"pretrain: {step} steps in {time.time() - start:.1f}s")
     lab.report(step=step)
-    return {"model": model, "context": cfg["context"], "config": {**cfg, "steps": step, "n_params": n_params}}
+    save(lab, model, {**cfg, "steps": step, "n_params": n_params}, cfg["context"])
+
+
+def save(lab, model, config, context):
+    """`checkpoint.pt` in the artifact directory: weights (on cpu), config, context."""
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "config": config, "context": int(context)},
+               os.path.join(lab.artifact_dir(), CHECKPOINT))
+
+
+# ----------------------------------------------------------------- inference
+def load(lab, device):
+    """The trained model from `checkpoint.pt` (weights only), in eval mode, and its context."""
+    checkpoint = torch.load(os.path.join(lab.artifact_dir(), CHECKPOINT), map_location="cpu", weights_only=True)
+    model = GPT(**checkpoint["config"])
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    return model.to(device).eval(), int(checkpoint["context"])
+
+
+def infer(lab, inputs):
+    """Logits (K, T, 256) float32 for bytes (K, T): consecutive windows of the model's
+    context, each predicted from the bytes before it in its window; no sampling."""
+    device = lab.device()
+    model, context = load(lab, device)
+    x = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
+    rows, width = x.shape
+    out = np.empty((rows, width, prepare.VOCAB), dtype=np.float32)
+    per_pass = max(1, INFER_BATCH_TOKENS // min(context, width))
+    with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=False):
+        for r in range(0, rows, per_pass):
+            block = x[r : r + per_pass].to(device)
+            for s in range(0, width, context):
+                logits = model(block[:, s : s + context]).float()
+                out[r : r + block.shape[0], s : s + context] = logits.cpu().numpy()
+    return out

@@ -1,33 +1,40 @@
-"""Frozen: the model a post-training leaf starts from, and the checkpoint it leaves.
+"""Frozen: the model of the post-training leaves, the base a run starts from, and the checkpoint it leaves.
 
 This file is byte-identical in leaves/sft and leaves/rl (a test checks it).
 
+The model is the frozen `GPT` below: the pretrain leaf's shipped architecture
+(pre-norm blocks with causal attention and a GELU MLP, learnt positions, a byte
+embedding tied to the output head), at any of its sizes: the four numbers
+`n_layer`, `n_embd`, `n_head` and `context` come from a checkpoint's `config`.
+Every checkpoint is read with `torch.load(..., weights_only=True)` and loaded
+strictly into this class: no code from a checkpoint is run. (Checkpoints used
+to carry their model's source, which was executed: a pretrain candidate could
+have smuggled an arithmetic solver into sft through it.) A checkpoint that does
+not fit (other parameter names or shapes, an untied head, a config without the
+four numbers) is refused with `BaseMismatch`: sft and rl start only from
+checkpoints of this GPT family.
+
 `load(lab)` returns the base declared as input `base` in leaf.yaml: the
-`checkpoint.pt` of the upstream leaf's current leader (pretrain's for sft, sft's
-for rl), which the runner resolved and fingerprinted (`lab.input("base")`). The
-checkpoint carries the source of the module that defined the model; the class
-is rebuilt from it (with this leaf's prepare.py importable as `prepare`, which
-gives VOCAB = 256 as the pretrain leaf's does) and the weights are loaded
-strictly. The file is re-hashed first: it must be the one the runner recorded.
+`checkpoint.pt` of the upstream leaf's current leader (pretrain's for sft,
+sft's for rl), which the runner resolved and fingerprinted (`lab.input("base")`).
+The file is re-hashed first: it must be the one the runner recorded.
 
 Without an upstream leader (a lab where the upstream leaf never kept a run, or
-has no such leaf, as in CI's smoke runs) the base is the **fallback**: the
-pretrain leaf's shipped architecture (4 layers, width 128, 4 heads, context 128,
-byte vocabulary), freshly initialised from the run's seed. The runner records
-such runs with base sha256 `none`; they are compared only with each other,
-never with runs from a real base.
+has no such leaf, as in CI's smoke runs) the base is the **fallback**: the GPT
+of the pretrain leaf's shipped shape (4 layers, width 128, 4 heads, context
+128), freshly initialised from the run's seed. The runner records such runs
+with base sha256 `none`; they are compared only with each other, never with
+runs from a real base.
 
-`save(lab, trained, metrics)` writes `<run dir>/checkpoint.pt` in the pretrain
-leaf's format (state_dict, config, context, metrics, model_class, model_source)
-plus `base` (where the weights came from), so the leader can seed the next leaf.
+`save(lab, model, config, context)` writes `checkpoint.pt` into
+`lab.artifact_dir()`: {"state_dict", "config", "context"} (and "base", where the
+weights came from), the format `load` and `load_checkpoint` read, so the
+leader can seed the next leaf and the frozen inference can score it.
 """
 
 import hashlib
-import inspect
 import math
 import os
-import sys
-import types
 
 import torch
 import torch.nn as nn
@@ -36,7 +43,11 @@ import torch.nn.functional as F
 import prepare
 
 INPUT = "base"
+CHECKPOINT = "checkpoint.pt"
+ARCH = ("n_layer", "n_embd", "n_head", "context")
 FALLBACK_CONFIG = {"n_layer": 4, "n_embd": 128, "n_head": 4, "context": 128}
+FAMILY = ("sft and rl start only from checkpoints of the frozen GPT family of base.py "
+          "(the pretrain leaf's shipped architecture, any n_layer, n_embd, n_head and context)")
 
 
 class Block(nn.Module):
@@ -58,9 +69,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """The fallback base: a byte-level GPT of the pretrain leaf's shipped shape."""
+    """The frozen byte-level GPT: the pretrain leaf's shipped architecture."""
 
-    def __init__(self, n_layer, n_embd, n_head, context, **_):
+    def __init__(self, n_layer, n_embd, n_head, context):
         super().__init__()
         self.context = context
         self.tok = nn.Embedding(prepare.VOCAB, n_embd)
@@ -82,7 +93,7 @@ class GPT(nn.Module):
 
 
 class BaseMismatch(RuntimeError):
-    """The base checkpoint cannot be used: changed since the runner hashed it, or not rebuildable."""
+    """A checkpoint cannot be used: changed since the runner hashed it, or not of the frozen GPT family."""
 
 
 def _sha256(path):
@@ -93,27 +104,66 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _rebuild(checkpoint, origin):
-    """The model class from the checkpoint's source, instantiated with its config, weights loaded."""
-    source, name = checkpoint.get("model_source"), checkpoint.get("model_class")
-    if not source or not name:
-        raise BaseMismatch(f"{origin} has no model_source/model_class: the model cannot be rebuilt")
-    module = types.ModuleType(f"base_model_{checkpoint.get('sha256', '')[:8]}")
-    exec(compile(source, f"<model source of {origin}>", "exec"), module.__dict__)
-    cls = getattr(module, name, None)
-    if cls is None:
-        raise BaseMismatch(f"{origin}: its model source defines no class {name!r}")
-    cls.__lab_source__ = source
-    model = cls(**checkpoint.get("config", {}))
+def architecture(config, context, origin):
+    """The four numbers that size the frozen GPT, checked; BaseMismatch when absent or invalid."""
+    if not isinstance(config, dict):
+        raise BaseMismatch(f"{origin}: its config is not a dict; {FAMILY}")
+    arch = {}
+    for key in ARCH:
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BaseMismatch(f"{origin}: config[{key!r}] is {value!r}, not a positive int; {FAMILY}")
+        arch[key] = value
+    if arch["n_embd"] % arch["n_head"]:
+        raise BaseMismatch(f"{origin}: n_embd {arch['n_embd']} is not a multiple of n_head {arch['n_head']}")
+    if context != arch["context"]:
+        raise BaseMismatch(f"{origin}: its context {context!r} differs from config['context'] {arch['context']}")
+    return arch
+
+
+def check_fits(state_dict, arch, origin):
+    """BaseMismatch unless `state_dict` has exactly the frozen GPT's parameter names and shapes."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise BaseMismatch(f"{origin}: its state_dict is not a dict of tensors; {FAMILY}")
+    with torch.device("meta"):  # shapes only: nothing allocated before the checkpoint fits
+        expected = {k: tuple(v.shape) for k, v in GPT(**arch).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    common = sorted(set(got) & set(expected))
+    shapes = [f"{k} {got[k]} (expected {expected[k]})" for k in common if got[k] != expected[k]]
+    problems = [f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''}"
+                for label, items in (("missing", missing), ("unexpected", unexpected), ("other shapes", shapes))
+                if items]
+    if not problems and not torch.equal(state_dict["tok.weight"], state_dict["head.weight"]):
+        problems.append("head.weight differs from tok.weight (the frozen GPT ties them)")
+    if problems:
+        raise BaseMismatch(f"{origin} does not fit the frozen GPT {arch}: {'; '.join(problems)}; {FAMILY}")
+
+
+def load_checkpoint(path, origin):
+    """(model, arch, checkpoint): the frozen GPT with the weights of `path`, read as weights only."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BaseMismatch(f"{origin}: no checkpoint at {path}") from None
+    except Exception as e:  # torch's refusal of anything but tensors and plain containers
+        why = next((line.strip() for line in str(e).splitlines() if "Unsupported global" in line), type(e).__name__)
+        raise BaseMismatch(f"{origin}: {path} holds more than weights ({why}); {FAMILY}") from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "config", "context"} <= set(checkpoint):
+        raise BaseMismatch(f"{origin}: {path} is not a dict with state_dict, config and context; {FAMILY}")
+    arch = architecture(checkpoint["config"], checkpoint["context"], origin)
+    check_fits(checkpoint["state_dict"], arch, origin)
+    model = GPT(**arch)
     model.load_state_dict(checkpoint["state_dict"], strict=True)
-    return model
+    return model, arch, checkpoint
 
 
 def load(lab):
     """{"model", "context", "config", "base"}: the upstream leader's model, or the fallback.
 
-    `base` says where the weights came from: {"leaf", "experiment", "sha256"}, or
-    {"sha256": "none"} for the fallback.
+    `config` is the four numbers of the GPT; `base` says where the weights came
+    from: {"leaf", "experiment", "sha256"}, or {"sha256": "none"} for the fallback.
     """
     found = lab.input(INPUT)
     if found is None:
@@ -122,43 +172,27 @@ def load(lab):
         lab.log(f"base: no upstream leader; the fallback (a freshly initialised GPT {FALLBACK_CONFIG})")
         return {"model": model, "context": FALLBACK_CONFIG["context"], "config": dict(FALLBACK_CONFIG),
                 "base": {"sha256": "none"}}
-    origin = f"{found['leaf']} leader {found['experiment']} ({found['path']})"
+    origin = f"{found.get('leaf', 'upstream')} leader {found.get('experiment', '?')} ({found['path']})"
     if _sha256(found["path"]) != found["sha256"]:
         raise BaseMismatch(f"{origin} changed after the runner recorded its sha256 {found['sha256']}")
-    checkpoint = torch.load(found["path"], map_location="cpu", weights_only=True)
-    checkpoint["sha256"] = found["sha256"]
-    model = _rebuild(checkpoint, origin)
-    lab.log(f"base: {origin}, sha256 {found['sha256'][:12]}, metrics {checkpoint.get('metrics')}")
-    base = {"leaf": found["leaf"], "experiment": found["experiment"], "sha256": found["sha256"]}
-    return {"model": model, "context": int(checkpoint["context"]), "config": checkpoint.get("config", {}),
-            "base": base}
+    model, arch, _ = load_checkpoint(found["path"], origin)
+    lab.log(f"base: {origin}, sha256 {found['sha256'][:12]}, GPT {arch}")
+    base = {"leaf": found.get("leaf"), "experiment": found.get("experiment"), "sha256": found["sha256"]}
+    return {"model": model, "context": arch["context"], "config": arch, "base": base}
 
 
-def _model_source(model):
-    """The source that defines the model's class: kept from the base, or its module's file."""
-    source = getattr(type(model), "__lab_source__", None)
-    if source:
-        return source
-    try:
-        return inspect.getsource(sys.modules[type(model).__module__])
-    except (KeyError, OSError, TypeError):
-        return None
+def save(lab, model, config, context, base=None):
+    """`checkpoint.pt` of `model` in `lab.artifact_dir()`; returns its path.
 
-
-def save(lab, trained, metrics):
-    """`<run dir>/checkpoint.pt` of the trained model; returns its path."""
-    model = trained["model"]
-    path = os.path.join(lab.run_dir(), "checkpoint.pt")
-    torch.save(
-        {
-            "state_dict": {k: v.detach().to("cpu") for k, v in model.state_dict().items()},
-            "config": trained.get("config", {}),
-            "context": int(trained["context"]),
-            "metrics": metrics,
-            "model_class": type(model).__name__,
-            "model_source": _model_source(model),
-            "base": trained.get("base", {}),
-        },
-        path,
-    )
+    Checked first: a model that left the frozen GPT family would only fail
+    later, in the frozen inference.
+    """
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    arch = architecture(config, context, "the trained model")
+    check_fits(state, arch, "the trained model")
+    path = os.path.join(lab.artifact_dir(), CHECKPOINT)
+    checkpoint = {"state_dict": state, "config": arch, "context": int(context)}
+    if base is not None:
+        checkpoint["base"] = base
+    torch.save(checkpoint, path)
     return path

@@ -1,8 +1,8 @@
 """Frozen task of the sft and rl leaves: multi-step integer arithmetic with exact answers.
 
 This file is byte-identical in leaves/sft and leaves/rl (a test checks it): both
-leaves post-train on the same task and score on the same held-out prompts, so an
-rl result reads directly against the sft leader it started from.
+leaves post-train on the same task and score on the same prompts, so an rl
+result reads directly against the sft leader it started from.
 
 A problem is two or three integers in [0, 99] joined by `+` or `-`, evaluated
 left to right, followed by `=`: the prompt `47+18-25=`. The answer is the
@@ -12,25 +12,43 @@ model from the pretrain leaf reads the task as it is.
 
 The verifier (`reward`) recomputes the answer from the prompt itself: a
 completion earns 1.0 when its text up to the first newline is exactly the
-answer and the newline was produced, else 0.0. The validation and held-out
-prompts are fixed (`split_prompts`, from fixed seeds, disjoint), and
-`sample_prompt` never returns one of them, so training never sees a scored
-prompt. `score` decodes greedily (no sampling: the same model gives the same
-number) and applies the verifier.
+answer and the newline was produced, else 0.0. train.py may import it (rl's
+GRPO rewards its own samples with it); the metric uses the same function.
+
+The scored prompts are sealed data files, `data/val.txt` and `data/holdout.txt`
+(one prompt per line, 512 each, distinct, disjoint), drawn once with
+`make_prompt` from a random seed that was not recorded anywhere: the mutable
+code cannot regenerate them, and leaf.yaml seals the files (`sealed.leaf`), so
+the train and infer workers cannot read them. Only `data`, in the frozen data
+worker, reads them; their sha256 are pinned in `SPLIT_SHA256` (the same files
+in both leaves). The training prompts are a pool drawn from a fixed, public
+seed with every scored prompt removed.
 """
 
+import hashlib
+import os
 import re
 
 import numpy as np
-import torch
 
 VOCAB = 256  # bytes
 MAX_OPERAND = 99
 OPERANDS = (2, 3)
 MAX_NEW = 6  # bytes a completion may take: sign, three digits, newline, one spare
-SPLIT_SEEDS = {"val": 1_001, "holdout": 2_002}
 SPLIT_SIZE = 512
+SPLIT_FILES = {"val": "data/val.txt", "holdout": "data/holdout.txt"}
+SPLIT_SHA256 = {
+    "val": "de5e4a40ff8b6ba80f51c94c4c213405fad9a7ff091e6f726ce506d385be3f34",
+    "holdout": "05516717bb9721ec5b93d8ceed44d153258f8367c07891b2627b915ba814fa66",
+}
+TRAIN_POOL = 100_000  # training prompts handed to train(), drawn with repeats as the task draws them
+TRAIN_SEED = 20_261_201  # public: nothing is scored on the pool
+DEFAULT_EVAL = {"eval_prompts": SPLIT_SIZE, "smoke_eval_prompts": 128}
 _PROBLEM = re.compile(r"^(\d+)((?:[+-]\d+)+)=$")
+
+
+class SplitMismatch(RuntimeError):
+    """A sealed prompt file is missing or is not the pinned one."""
 
 
 def make_prompt(rng):
@@ -58,100 +76,60 @@ def reward(prompt, completion):
     return 1.0 if newline and head == answer(prompt) else 0.0
 
 
-def split_prompts(split, n=SPLIT_SIZE):
-    """The first `n` fixed prompts of `val` or `holdout` (distinct; the splits are disjoint)."""
-    if split not in SPLIT_SEEDS:
-        raise ValueError(f"unknown split {split!r}: use one of {sorted(SPLIT_SEEDS)}")
-    if split == "holdout":
-        taken = set(_unique(SPLIT_SEEDS["val"], SPLIT_SIZE, set()))
-        return _unique(SPLIT_SEEDS["holdout"], SPLIT_SIZE, taken)[:n]
-    return _unique(SPLIT_SEEDS["val"], SPLIT_SIZE, set())[:n]
-
-
-def _unique(seed, n, exclude):
-    rng, out, seen = np.random.default_rng(seed), [], set(exclude)
-    while len(out) < n:
-        prompt = make_prompt(rng)
-        if prompt not in seen:
-            seen.add(prompt)
-            out.append(prompt)
-    return out
-
-
-_SCORED = None
-
-
-def sample_prompt(rng):
-    """A training prompt: any problem but the validation and held-out ones."""
-    global _SCORED
-    if _SCORED is None:
-        _SCORED = set(split_prompts("val")) | set(split_prompts("holdout"))
-    while True:
-        prompt = make_prompt(rng)
-        if prompt not in _SCORED:
-            return prompt
-
-
 def encode(text):
     return list(text.encode("latin-1"))
 
 
-def _logits(model, x):
-    out = model(x)
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    if out.shape != (*x.shape, VOCAB):
-        raise ValueError(f"model output has shape {tuple(out.shape)}; expected {(*x.shape, VOCAB)}")
-    return out.float()
+def read_split(leaf_dir, split):
+    """The 512 sealed prompts of `val` or `holdout`, checked against `SPLIT_SHA256`."""
+    path = os.path.join(leaf_dir, SPLIT_FILES[split])
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise SplitMismatch(f"the {split} prompts {path} are missing: they ship with the leaf") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != SPLIT_SHA256[split]:
+        raise SplitMismatch(f"{path} has sha256 {digest}, not the pinned {SPLIT_SHA256[split]}: "
+                            "the scored prompts changed; restore the file (it is the same in sft and rl)")
+    prompts = raw.decode("ascii").splitlines()
+    if len(prompts) != SPLIT_SIZE or len(set(prompts)) != SPLIT_SIZE:
+        raise SplitMismatch(f"{path} must hold {SPLIT_SIZE} distinct prompts, one per line")
+    return prompts
 
 
-def greedy(model, prompts, context, device):
-    """Each prompt's greedy completion (at most MAX_NEW bytes, up to the first newline)."""
-    completions = {}
-    by_length = {}
-    for p in prompts:
-        by_length.setdefault(len(p), []).append(p)
-    for group in by_length.values():
-        x = torch.tensor([encode(p) for p in group], dtype=torch.long, device=device)
-        start = x.shape[1]
-        done = torch.zeros(len(group), dtype=torch.bool, device=device)
-        for _ in range(MAX_NEW):
-            nxt = _logits(model, x[:, -context:])[:, -1].argmax(-1)
-            nxt = torch.where(done, torch.full_like(nxt, ord("\n")), nxt)
-            x = torch.cat([x, nxt[:, None]], dim=1)
-            done |= nxt == ord("\n")
-            if bool(done.all()):
-                break
-        for p, row in zip(group, x[:, start:].tolist()):
-            text = bytes(row).decode("latin-1")
-            completions[p] = text[: text.index("\n") + 1] if "\n" in text else text
-    return [completions[p] for p in prompts]
+def train_pool(scored, n=TRAIN_POOL, seed=TRAIN_SEED):
+    """`n` training prompts from `make_prompt` (repeats kept: the task's own mix), none in `scored`."""
+    rng, out = np.random.default_rng(seed), []
+    while len(out) < n:
+        prompt = make_prompt(rng)
+        if prompt not in scored:
+            out.append(prompt)
+    return out
 
 
 def eval_size(lab):
-    """Prompts scored: `settings.eval_prompts`, or `smoke_eval_prompts` in a smoke run."""
-    settings = lab.settings()
+    """Prompts scored per split: `settings.eval_prompts`, or `smoke_eval_prompts` in a smoke run."""
+    settings = {**DEFAULT_EVAL, **lab.settings()}
     key = "smoke_eval_prompts" if lab.smoke() else "eval_prompts"
-    return min(SPLIT_SIZE, int(settings.get(key, SPLIT_SIZE)))
+    return min(SPLIT_SIZE, int(settings[key]))
 
 
-def score(lab, model, context, split):
-    """Per-prompt reward (float64 array) and completions of the greedy model on `split`."""
-    prompts = split_prompts(split, eval_size(lab))
-    tensors = (*model.parameters(), *model.buffers())
-    device = tensors[0].device if tensors else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):
-            completions = greedy(model, prompts, context, device)
-    finally:
-        model.train(was_training)
-    rewards = np.array([reward(p, c) for p, c in zip(prompts, completions)], dtype=np.float64)
-    return rewards, completions
+def data(lab):
+    """The leaf's data for the harness (entry.data, frozen worker).
 
-
-if __name__ == "__main__":
-    val, holdout = split_prompts("val"), split_prompts("holdout")
-    print(f"val {len(val)} prompts, e.g. {val[:3]}; holdout {len(holdout)}; disjoint: {not set(val) & set(holdout)}")
-    print("answers:", [answer(p) for p in val[:3]])
+    {"train": list of TRAIN_POOL prompts (str), none of them scored,
+     "val": (prompts, answers), "holdout": (prompts, answers)}: the first
+    `eval_size(lab)` sealed prompts of each split and their answers (str,
+    without the newline).
+    """
+    splits = {s: read_split(lab.leaf_dir(), s) for s in SPLIT_FILES}
+    if set(splits["val"]) & set(splits["holdout"]):
+        raise SplitMismatch("the val and holdout prompts overlap")
+    pool = train_pool(set(splits["val"]) | set(splits["holdout"]))
+    n = eval_size(lab)
+    out = {"train": pool}
+    for split, prompts in splits.items():
+        out[split] = (prompts[:n], [answer(p) for p in prompts[:n]])
+    lab.log(f"data: {len(pool)} training prompts; {n} val and {n} held-out prompts scored")
+    return out

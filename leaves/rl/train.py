@@ -1,18 +1,21 @@
 """Mutable training code of the rl leaf: GRPO on arithmetic, rewarded by the frozen verifier.
 
-`train(lab)` starts from the base (`base.load`: the sft leader's checkpoint, or
-the fallback) and runs group-relative policy optimisation until the wall clock
-says stop: each step samples `group` completions for each of `prompts` training
-prompts, scores each with the frozen verifier (`prepare.reward`: 1 for the
+`train(lab, data)` starts from the base (`base.load`: the sft leader's
+checkpoint, or the fallback) and runs group-relative policy optimisation until
+the wall clock says stop: each step samples `group` completions for each of
+`prompts` prompts from `data` (the training pool of prepare.data, none of them
+scored), scores each with the frozen verifier (`prepare.reward`: 1 for the
 exact answer and its newline, else 0), turns rewards into advantages relative
 to the group (reward minus the group's mean, over its standard deviation), and
 raises the log-probability of the completions that beat their group. A group
 whose samples all earned the same reward teaches nothing and is skipped. An
 optional KL penalty (`kl`) holds the policy near the base.
 
-Returns what evaluate.py needs: {"model", "context", "config", "base"}.
-Everything here is yours to change, the sampling included; the verifier and the
-prompts it is scored on are frozen.
+At the end it saves the policy with `base.save` into `lab.artifact_dir()`: the
+frozen `evaluate.infer` loads that checkpoint into base.py's GPT (weights only,
+strictly) and decodes greedily, so the policy must stay that GPT. Everything
+else here is yours to change, the sampling included; the verifier and the
+prompts it is scored on are frozen (and the scored prompts sealed).
 """
 
 import copy
@@ -38,6 +41,7 @@ CONFIG = {
     "threads": 1,
 }
 REPORT_EVERY_S = 5.0
+SAVE_SECONDS = 1.0  # base.save after the last step
 
 
 @torch.no_grad()
@@ -80,7 +84,7 @@ def advantages(rewards, group):
     return ((r - r.mean(1, keepdim=True)) / (std + 1e-6) * (std > 0)).view(-1)
 
 
-def train(lab):
+def train(lab, data):
     cfg = dict(CONFIG)
     torch.set_num_threads(cfg["threads"])
     device = lab.device()
@@ -92,9 +96,10 @@ def train(lab):
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
     began = time.time()
     step, last_report, reward_sum, reward_n, step_s = 0, began, 0.0, 0, 2.0
-    while time.time() < lab.deadline() - (1.0 + 3.0 * step_s):
+    while time.time() < lab.deadline() - (1.0 + 3.0 * step_s + SAVE_SECONDS):
         t0 = time.time()
-        prompts = [p for p in (prepare.sample_prompt(rng) for _ in range(cfg["prompts"])) for _ in range(cfg["group"])]
+        drawn = [data[i] for i in rng.integers(0, len(data), size=cfg["prompts"])]
+        prompts = [p for p in drawn for _ in range(cfg["group"])]
         model.eval()
         completions = sample(model, prompts, context, cfg["temperature"], device)
         model.train()
@@ -119,4 +124,4 @@ def train(lab):
             last_report, reward_sum, reward_n = time.time(), 0.0, 0
     lab.log(f"rl: {step} GRPO steps in {time.time() - began:.1f}s")
     lab.report(step=step)
-    return {"model": model, "context": context, "config": start["config"], "base": start["base"]}
+    base.save(lab, model, start["config"], context, base=start["base"])

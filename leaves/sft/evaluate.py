@@ -1,30 +1,29 @@
-"""Frozen evaluation of the sft and rl leaves: the verifier's reward on fixed prompts.
+"""Frozen inference and scoring of the sft and rl leaves: greedy completions, the verifier's reward.
 
 This file is byte-identical in leaves/sft and leaves/rl (a test checks it).
 
-The runner calls ``evaluate(lab, trained)`` with what ``train(lab)`` returned: a
-dict with ``"model"`` (a ``torch.nn.Module`` mapping a LongTensor of bytes
-``(B, T)`` to logits ``(B, T, 256)``), ``"context"`` (the longest input it
-takes), ``"config"`` (the keyword arguments that rebuild the model class) and
-optionally ``"base"`` (where the weights came from, from ``base.load``).
+The harness calls each function in its own process, with frozen code only on
+its path (nothing here imports train.py):
 
-Nothing train.py computed is trusted: this module decodes greedily itself
-(``prepare.score``), so the same weights give the same number, and the frozen
-verifier (``prepare.reward``) checks each completion against the answer it
-recomputes from the prompt. ``mean_reward`` is the verifier's mean reward over
-the validation prompts (``settings.eval_prompts``; a smoke run scores
-``smoke_eval_prompts``). The reward is 1 for an exact answer and 0 otherwise,
-so it equals ``exact_match``, the fraction answered exactly: sft gates on
-``exact_match``, rl on ``mean_reward`` (leaf.yaml). ``format_rate`` is the
-fraction whose completion is an integer and a newline, right or wrong. The
-per-prompt rewards are saved as the ``val_reward`` predictions and the model as
-``<run dir>/checkpoint.pt`` (``base.save``), which the next leaf takes as its base.
+- ``infer(lab, prompts)`` (``entry.infer``, sandboxed, once per split) loads the
+  ``checkpoint.pt`` that train.py left in ``lab.artifact_dir()`` through
+  ``base.load_checkpoint``: weights only, into the frozen GPT, so nothing the
+  candidate wrote is unpickled or run. It decodes greedily (no sampling: the
+  same weights give the same completions), at most ``prepare.MAX_NEW`` bytes
+  and up to the first newline, and returns one completion (str) per prompt.
+- ``score(lab, prompts, completions, answers)`` (``entry.score``) returns, per
+  prompt, ``exact_match`` (the completion up to its first newline is exactly
+  the answer, and the newline is there), ``mean_reward`` (the frozen verifier
+  ``prepare.reward``, which recomputes the answer from the prompt: the same
+  number, under the name rl gates on) and ``format_rate`` (the completion is an
+  integer and a newline, right or wrong). The harness takes each list's mean:
+  sft gates on ``exact_match``, rl on ``mean_reward`` (leaf.yaml).
 """
 
+import os
 import re
-import time
 
-import numpy as np
+import torch
 
 import base
 import prepare
@@ -32,32 +31,53 @@ import prepare
 _INTEGER_LINE = re.compile(r"^-?\d+\n$")
 
 
-def _model_and_context(trained):
-    if not isinstance(trained, dict) or "model" not in trained or "context" not in trained:
-        raise TypeError("train() must return a dict with 'model' (torch.nn.Module) and 'context' (int)")
-    return trained["model"], int(trained["context"])
+def greedy(model, prompts, context, device):
+    """Each prompt's greedy completion (at most MAX_NEW bytes, up to the first newline)."""
+    completions = {}
+    by_length = {}
+    for p in prompts:
+        by_length.setdefault(len(p), []).append(p)
+    for group in by_length.values():
+        x = torch.tensor([prepare.encode(p) for p in group], dtype=torch.long, device=device)
+        start = x.shape[1]
+        done = torch.zeros(len(group), dtype=torch.bool, device=device)
+        for _ in range(prepare.MAX_NEW):
+            nxt = model(x[:, -context:]).float()[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, ord("\n")), nxt)
+            x = torch.cat([x, nxt[:, None]], dim=1)
+            done |= nxt == ord("\n")
+            if bool(done.all()):
+                break
+        for p, row in zip(group, x[:, start:].tolist()):
+            text = bytes(row).decode("latin-1")
+            completions[p] = text[: text.index("\n") + 1] if "\n" in text else text
+    return [completions[p] for p in prompts]
 
 
-def _metrics(lab, trained, split):
-    model, context = _model_and_context(trained)
-    rewards, completions = prepare.score(lab, model, context, split)
-    format_rate = float(np.mean([bool(_INTEGER_LINE.match(c)) for c in completions]))
-    mean = float(rewards.mean())
-    return rewards, {"exact_match": mean, "mean_reward": mean, "format_rate": format_rate}
+def infer(lab, prompts):
+    """The greedy completions (list of str) of the trained checkpoint, one per prompt."""
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, whatever the machine
+    device = torch.device(lab.device())
+    path = os.path.join(lab.artifact_dir(), base.CHECKPOINT)
+    model, arch, _ = base.load_checkpoint(path, "the trained checkpoint (train.py must save it with base.save)")
+    model = model.to(device).eval()
+    with torch.no_grad(), torch.autocast(device.type, enabled=False):
+        return greedy(model, [str(p) for p in prompts], arch["context"], device)
 
 
-def evaluate(lab, trained):
-    """The reward on the validation prompts; saves per-prompt rewards and the checkpoint."""
-    started = time.time()
-    rewards, metrics = _metrics(lab, trained, "val")
-    lab.save_predictions("val_reward", rewards)
-    path = base.save(lab, trained, metrics)
-    lab.log(f"eval: exact_match {metrics['exact_match']:.4f} on {len(rewards)} prompts "
-            f"(format {metrics['format_rate']:.3f}) in {time.time() - started:.1f}s; checkpoint {path}")
-    return metrics
-
-
-def evaluate_holdout(lab, trained):
-    """The same on the held-out prompts, for explicit holdout checks only (`lab holdout`)."""
-    _, metrics = _metrics(lab, trained, "holdout")
-    return metrics
+def score(lab, prompts, completions, answers):
+    """{"exact_match", "mean_reward", "format_rate"}: one float per prompt each."""
+    if not len(prompts) == len(completions) == len(answers):
+        raise ValueError(f"{len(prompts)} prompts, {len(completions)} completions, {len(answers)} answers")
+    exact, rewards, formats = [], [], []
+    for prompt, completion, expected in zip(prompts, completions, answers):
+        prompt, expected = str(prompt), str(expected)
+        if not isinstance(completion, str):
+            raise TypeError(f"infer must return one str per prompt, got {type(completion).__name__}")
+        if prepare.answer(prompt) != expected:
+            raise ValueError(f"the answer of {prompt!r} is {prepare.answer(prompt)}, not {expected!r}")
+        head, newline, _ = completion.partition("\n")
+        exact.append(1.0 if newline and head == expected else 0.0)
+        rewards.append(prepare.reward(prompt, completion))
+        formats.append(1.0 if _INTEGER_LINE.match(completion) else 0.0)
+    return {"exact_match": exact, "mean_reward": rewards, "format_rate": formats}

@@ -1,11 +1,14 @@
 """Mutable training code of the sft leaf: supervised fine-tuning on arithmetic.
 
-`train(lab)` starts from the base (`base.load`: the pretrain leader's checkpoint,
-or the fallback), fine-tunes it on freshly generated problems with the loss on
-the answer bytes only, until the wall clock says stop, and returns what
-evaluate.py needs: {"model", "context", "config", "base"}. Everything here is
-yours to change; `config` must stay the keyword arguments that rebuild the
-model class (the checkpoint is rebuilt from them by the rl leaf).
+`train(lab, data)` starts from the base (`base.load`: the pretrain leader's
+checkpoint, or the fallback), fine-tunes it on problems from `data` (the
+training pool: prompts from prepare.data, none of them scored) with the loss
+on the answer bytes only, until the wall clock says stop, and saves the model
+with `base.save` into `lab.artifact_dir()`. Everything here is yours to change
+but the contract with the frozen side: the frozen `evaluate.infer` loads that
+checkpoint into base.py's GPT (weights only, strictly) and decodes greedily, so
+the model must stay that GPT (any weights; the size the base gave it), and the
+rl leaf starts from the same file.
 
 The learning-rate schedule runs on the clock (`lab.deadline()`): warm-up by
 steps, hold, then linear decay over the last `cooldown_frac` of the time, so
@@ -32,11 +35,12 @@ CONFIG = {
     "threads": 1,  # tiny matrices: one thread is fastest, and the machine is shared
 }
 REPORT_EVERY_S = 5.0
+SAVE_SECONDS = 1.0  # base.save after the last step
 
 
-def batch(rng, n, device):
+def batch(rng, pool, n, device):
     """Inputs, targets and a mask that is 1 on the answer bytes (and its newline) only."""
-    prompts = [prepare.sample_prompt(rng) for _ in range(n)]
+    prompts = [pool[i] for i in rng.integers(0, len(pool), size=n)]
     texts = [p + prepare.answer(p) + "\n" for p in prompts]
     width = max(len(t) for t in texts)
     rows = torch.zeros((n, width), dtype=torch.long)
@@ -53,7 +57,7 @@ def lr_at(step, frac, cfg):
     return cfg["lr"] * warm * max(0.0, decay)
 
 
-def train(lab):
+def train(lab, data):
     cfg = dict(CONFIG)
     torch.set_num_threads(cfg["threads"])
     device = lab.device()
@@ -66,12 +70,12 @@ def train(lab):
     step, last_report, loss_sum, loss_n, step_s = 0, began, 0.0, 0, 1.0
     while True:
         now = time.time()
-        stop_at = lab.deadline() - (1.0 + 3.0 * step_s)
+        stop_at = lab.deadline() - (1.0 + 3.0 * step_s + SAVE_SECONDS)
         if now >= stop_at:
             break
         for group in opt.param_groups:
             group["lr"] = lr_at(step, (now - began) / max(1e-6, stop_at - began), cfg)
-        x, y, mask = batch(rng, cfg["batch_size"], device)
+        x, y, mask = batch(rng, data, cfg["batch_size"], device)
         logits = model(x).float()
         nll = F.cross_entropy(logits.reshape(-1, prepare.VOCAB), y.reshape(-1), reduction="none")
         loss = (nll * mask.reshape(-1)).sum() / mask.sum()
@@ -87,4 +91,4 @@ def train(lab):
             last_report, loss_sum, loss_n = now, 0.0, 0
     lab.log(f"sft: {step} steps in {time.time() - began:.1f}s")
     lab.report(step=step)
-    return {"model": model, "context": start["context"], "config": start["config"], "base": start["base"]}
+    base.save(lab, model, start["config"], start["context"], base=start["base"])
