@@ -11,12 +11,10 @@ blend `lab blend admet-blend` builds, so a new family with errors unlike the
 leader's is often worth more than a better-tuned copy of it.
 """
 
-import hashlib
 import logging
 import os
 import time
 import warnings
-from pathlib import Path
 
 # OpenMP threads that spin-wait for a core held by another process slow LightGBM
 # 30x on this 2-core machine (2.3 s -> 69 s); passive waiting avoids it. Must be
@@ -162,35 +160,14 @@ def _random_forest(lab, smiles, y, inputs):
 
 
 def _features(lab, smiles, inputs):
-    """Feature matrices for train and each input split, through an on-disk cache."""
-    everything = smiles + [s for x in inputs.values() for s in x]
-    table = _feature_table(lab, everything)
+    """Feature matrices for train and each input split, each molecule featurized once."""
+    everything = sorted(set(smiles + [s for x in inputs.values() for s in x]))
+    start = time.time()
+    table = dict(zip(everything, _featurize(everything)))
+    lab.report(featurized=len(everything), featurize_s=round(time.time() - start, 2))
     X = np.stack([table[s] for s in smiles])
     by_split = {name: np.stack([table[s] for s in x]) for name, x in inputs.items()}
     return X, by_split
-
-
-def _feature_table(lab, smiles):
-    from rdkit import rdBase
-
-    version = f"v2|rdkit={rdBase.rdkitVersion}|desc={DESCRIPTORS}|morgan={MORGAN_RADIUS},{MORGAN_BITS}"
-    key = hashlib.sha256(version.encode()).hexdigest()[:16]
-    path = Path(lab.data_dir()) / "features" / f"{key}.npz"
-    table = {}
-    if path.is_file():
-        with np.load(path) as cached:
-            table = dict(zip(cached["smiles"].tolist(), cached["X"]))
-    missing = sorted(set(smiles) - table.keys())
-    if missing:
-        start = time.time()
-        table.update(zip(missing, _featurize(missing)))
-        lab.report(featurized=len(missing), featurize_s=round(time.time() - start, 2))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        names = sorted(table)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, smiles=np.array(names), X=np.stack([table[s] for s in names]))
-        os.replace(tmp, path)
-    return table
 
 
 def _featurize(smiles):

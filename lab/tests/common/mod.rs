@@ -172,12 +172,17 @@ pub fn lab_with(leaves: &[&str]) -> TestLab {
     lab
 }
 
+/// Copy a leaf's files, subdirectories included (its sealed `data/`), but not
+/// what runs leave in it (`_archive/`, bytecode caches).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
+        let name = entry.file_name();
         if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        } else if entry.file_type().unwrap().is_dir() && !matches!(name.to_str(), Some("_archive" | "__pycache__")) {
+            copy_dir(&entry.path(), &to.join(&name));
         }
     }
 }
