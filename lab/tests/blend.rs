@@ -76,7 +76,7 @@ fn knob_turns_saturate_a_leaf_and_a_blend_of_two_families_passes_the_gate() {
     for split in ["val", "holdout"] {
         let file = b["files"].as_array().unwrap().iter().find(|f| f["kind"] == "predictions" && f["name"] == split);
         let path = file.unwrap_or_else(|| panic!("{split}: {b:#}"))["path"].as_str().unwrap();
-        assert!(path.ends_with(&format!(".lab/runs/e5/full/predictions/{split}.npy")), "{path}");
+        assert!(path.ends_with(&format!(".lab/runs/e5/full/out/{split}.npy")), "{path}");
         assert_eq!(file.unwrap()["sha256"].as_str().unwrap(), lab::fingerprint::sha256_file(Path::new(path)).unwrap());
     }
     let log = lab.json(&["log", "--leaf", "blend"]);
@@ -87,7 +87,7 @@ fn knob_turns_saturate_a_leaf_and_a_blend_of_two_families_passes_the_gate() {
     assert_eq!((s["leader"].as_str(), s["saturated"].as_bool()), (Some("e5"), Some(false)), "{s:#}");
 
     // A prediction file changed since it was scored is refused, and shown by context.
-    overwrite_first_value(&lab.path(".lab/runs/e3/full/predictions/val.npy"));
+    overwrite_first_value(&lab.path(".lab/runs/e3/full/out/val.npy"));
     let stderr = lab.fails(&["saturation", "blend"], 3);
     assert!(
         stderr.contains("val predictions file of e3") && stderr.contains("changed since it was scored"),

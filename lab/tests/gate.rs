@@ -130,7 +130,7 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
     // A checkpoint: written once, with a red team; an edited evaluation fails its claim.
     let path = lab.ok(&["checkpoint", "first", "noisy"]);
     let md = std::fs::read_to_string(path.trim()).unwrap();
-    assert!(md.contains("- leader: e3 (loss = ") && md.contains("`evaluate.py` "), "{md}");
+    assert!(md.contains("- leader: e3 (loss = ") && md.contains("`data.py` "), "{md}");
     assert!(
         md.contains(
             "| frozen files unchanged | an edited evaluation | every frozen file matches leaf.lock | **holds** |"
@@ -143,11 +143,11 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
     );
     lab.fails(&["checkpoint", "first", "noisy"], 3);
     lab.fails(&["checkpoint", "Bad Name", "noisy"], 2);
-    edit(&lab, "leaves/noisy/evaluate.py", "+ 0.01", "+ 0.02");
+    edit(&lab, "leaves/noisy/data.py", "[-0.01] * 4", "[-0.02] * 4");
     let c = lab.json(&["checkpoint", "second", "noisy"]);
     let frozen = c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "frozen files unchanged").unwrap();
     assert_eq!(frozen["verdict"], "fails", "{c:#}");
-    assert!(frozen["evidence"].as_str().unwrap().contains("`evaluate.py` changed since the lock"), "{c:#}");
+    assert!(frozen["evidence"].as_str().unwrap().contains("`data.py` changed since the lock"), "{c:#}");
     let noise =
         c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "improvement larger than noise").unwrap();
     assert_eq!(noise["verdict"], "holds", "{c:#}");
@@ -185,7 +185,7 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
     // A scored prediction file edited afterwards: the gate refuses, the checkpoint's red team fails it.
     let g = lab.json(&["gate", "e2"]);
     assert_eq!((g["leader"]["experiment"].as_str(), g["verdict"].as_str()), (Some("e1"), Some("pass")), "{g:#}");
-    let val = lab.path(".lab/runs/e2/full/predictions/val.npy");
+    let val = lab.path(".lab/runs/e2/full/out/val.npy");
     let mut bytes = std::fs::read(&val).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -194,6 +194,6 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
     assert!(err.contains("changed since it was scored"), "{err}");
     let c = lab.json(&["checkpoint", "edited", "quality"]);
     let claim =
-        c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "prediction files unchanged since scoring");
+        c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "recorded files unchanged since scoring");
     assert_eq!(claim.unwrap()["verdict"], "fails", "{c:#}");
 }

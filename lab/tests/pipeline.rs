@@ -3,9 +3,9 @@
 //! records which file (sha256) each run started from, runs on its fallback
 //! when there is no leader, and never compares results across upstream files.
 //!
-//! Fixtures: `upstream` (loss = W, a mutable constant; its evaluate writes
-//! `model.txt` with W into the run directory) and `downstream` (loss = the
-//! base's W, or 1.0 on the fallback, plus DELTA).
+//! Fixtures: `upstream` (loss = W, a mutable constant; its train writes
+//! `model.txt` with W into its artifact) and `downstream` (loss = the base's W,
+//! or 1.0 on the fallback, plus DELTA).
 
 mod common;
 
@@ -55,7 +55,7 @@ fn the_downstream_starts_from_the_upstream_leader_and_records_its_sha256() {
     let lab = lab_with(&["upstream", "downstream"]);
     let (s, _) = run(&lab, &["upstream", "--decide", "--no-smoke"], 0);
     assert_eq!(s["verdict"], "keep", "{s:#}");
-    let sha = sha256_of(&lab, ".lab/runs/e1/full/model.txt");
+    let sha = sha256_of(&lab, ".lab/runs/e1/full/artifact/model.txt");
 
     let (s, stderr) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0);
     assert_eq!((s["verdict"].as_str(), s["value"].as_f64()), (Some("keep"), Some(0.5)), "{s:#}");
@@ -98,26 +98,34 @@ fn a_new_upstream_leader_starts_a_new_comparison_downstream() {
     let lab = lab_with(&["upstream", "downstream"]);
     run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e1: on the fallback, loss 1.0
     run(&lab, &["upstream", "--decide", "--no-smoke"], 0); // e2: upstream W 0.5
-    // 0.5 + 0.6 = 1.1 is worse than e1's 1.0, but e1 ran on the fallback: on the
-    // real base this is the first run, the baseline.
+    // On the real base nothing leads yet, so a candidate would be kept for free as
+    // the baseline: refused, the baseline is the committed code.
     edit(&lab, "leaves/downstream/train.py", "DELTA = 0.0", "DELTA = 0.6");
-    let (s, _) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e3
+    let (_, stderr) = run(&lab, &["downstream", "--decide", "--no-smoke"], 3);
+    assert!(
+        stderr.contains("no leader under its current leaf.lock and inputs") && stderr.contains("committed code"),
+        "{stderr}"
+    );
+    lab.git(&["stash", "-q"]);
+    let (s, _) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e3: 0.5, the baseline on the real base
     assert_eq!((s["verdict"].as_str(), &s["leader"]), (Some("keep"), &Value::Null), "{s:#}");
     assert!(s["note"].as_str().unwrap().contains("the baseline"), "{s:#}");
+    lab.git(&["stash", "pop", "-q"]);
+    let (s, _) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e4: 1.1, against e3
+    assert_eq!((s["verdict"].as_str(), s["leader"]["experiment"].as_str()), (Some("discard"), Some("e3")), "{s:#}");
 
     // A better upstream leader: the downstream's leader e3 no longer counts.
     lab.ok(&["baseline", "upstream", "-q"]);
     edit(&lab, "leaves/upstream/train.py", "W = 0.5", "W = 0.25");
-    let (s, _) = run(&lab, &["upstream", "--decide", "--no-smoke"], 0); // e4
+    let (s, _) = run(&lab, &["upstream", "--decide", "--no-smoke"], 0); // e5
     assert_eq!(s["verdict"], "keep", "{s:#}");
     let gate = lab.json(&["gate", "e3"]);
-    assert!(gate["leader"].is_null(), "e3 was judged under the old base, e4's is another comparison: {gate:#}");
-    edit(&lab, "leaves/downstream/train.py", "DELTA = 0.6", "DELTA = 0.9");
-    let (s, _) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e5: 1.15, worse than e3's 1.1
+    assert!(gate["leader"].is_null(), "e3 was judged under the old base, e5's is another comparison: {gate:#}");
+    let (s, _) = run(&lab, &["downstream", "--decide", "--no-smoke"], 0); // e6: the committed code on the new base
     assert_eq!((s["verdict"].as_str(), &s["leader"]), (Some("keep"), &Value::Null), "{s:#}");
-    assert_eq!(s["inputs"][0]["found"]["experiment"], "e4", "{s:#}");
-    let (e1, e3, e5) = (keys(&lab, 1), keys(&lab, 3), keys(&lab, 5));
-    assert!(e1 != e3 && e3 != e5 && e1 != e5, "three bases, three keys: {e1:?} {e3:?} {e5:?}");
+    assert_eq!(s["inputs"][0]["found"]["experiment"], "e5", "{s:#}");
+    let (e1, e3, e6) = (keys(&lab, 1), keys(&lab, 3), keys(&lab, 6));
+    assert!(e1 != e3 && e3 != e6 && e1 != e6, "three bases, three keys: {e1:?} {e3:?} {e6:?}");
 }
 
 #[test]

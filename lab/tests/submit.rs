@@ -45,7 +45,7 @@ fn a_prediction_file_changed_after_scoring_is_refused() {
     let path = walkdir::WalkDir::new(lab.path(".lab/runs/e1"))
         .into_iter()
         .map(|e| e.unwrap().into_path())
-        .find(|p| p.ends_with("predictions/submission.npy"))
+        .find(|p| p.ends_with("out/submission.npy"))
         .expect("the run saved submission predictions");
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;

@@ -1,28 +1,29 @@
-"""Frozen evaluation of the `example` leaf: do not edit (leaf.lock holds its sha256).
+"""Frozen scoring of the `example` leaf: do not edit (leaf.lock holds its sha256).
 
-The runner calls `train(lab)` in train.py, then `evaluate(lab, model)` here
-with what it returned: a `torch.nn.Module` mapping points of shape (n, 2) to
-logits of shape (n, 3). The metrics are the cross-entropy (nats) and the
-accuracy on the validation split, which the training code never sees.
+The harness calls `score(lab, inputs, outputs, targets)` in a frozen worker
+that never imports train.py, once per split: `outputs` are the logits that
+`infer` returned, parsed from the file the harness wrote (an array of shape
+(n, 3)), `targets` the labels (numbers arrive as float64). It returns each
+point's cross-entropy (nats) and whether its argmax is right; the run's
+metrics are the means.
 """
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
-from prepare import CLASSES, splits
+CLASSES = 3
 
 
-def evaluate(lab, model):
-    """`{"val_loss": ..., "val_accuracy": ...}` of `model` on the validation split."""
-    x, y = splits()["val"]
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    model.eval()
-    with torch.no_grad():
-        logits = model(x.to(device)).float().cpu()
-    if logits.shape != (x.shape[0], CLASSES) or not torch.isfinite(logits).all():
-        raise ValueError(f"the model must give finite logits of shape ({x.shape[0]}, {CLASSES})")
+def score(lab, inputs, outputs, targets):
+    """`{"val_loss": [...], "val_accuracy": [...]}`: one float per point each."""
+    logits = np.asarray(outputs, dtype=np.float64)
+    labels = np.asarray(targets).astype(np.int64)
+    if logits.shape != (labels.shape[0], CLASSES) or not np.all(np.isfinite(logits)):
+        raise ValueError(f"infer must return finite logits of shape ({labels.shape[0]}, {CLASSES}), "
+                         f"not {logits.shape}")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(labels.shape[0])
     return {
-        "val_loss": F.cross_entropy(logits, y).item(),
-        "val_accuracy": (logits.argmax(dim=1) == y).float().mean().item(),
+        "val_loss": (-log_probs[rows, labels]).tolist(),
+        "val_accuracy": (logits.argmax(axis=1) == labels).astype(np.float64).tolist(),
     }

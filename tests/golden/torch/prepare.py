@@ -1,16 +1,21 @@
 """Frozen data of the `example` leaf: do not edit (leaf.lock holds its sha256).
 
-Three interleaved spirals in the plane, one class each, generated from a fixed
-seed so that every run sees the same points. `splits()` returns CPU tensors;
-the training code moves them to its device.
+Sealed as well (leaf.yaml `sealed.leaf`): the code under judgement cannot read
+this file, so it cannot regenerate the labels of `val` and `holdout` from
+their seeds.
+
+Three interleaved spirals in the plane, one class each, generated from fixed
+seeds so that every run sees the same points. `data(lab)` runs in the frozen
+data worker; the harness hands `train` the training split with its labels and
+`infer` the points of `val` and `holdout` only.
 """
 
 import numpy as np
-import torch
 
 CLASSES = 3
 TRAIN_PER_CLASS = 1000
 VAL_PER_CLASS = 300
+HOLDOUT_PER_CLASS = 300
 DATA_SEED = 20240601
 
 
@@ -23,11 +28,13 @@ def spirals(per_class, seed):
         angle = k * 2.0 * np.pi / CLASSES + 4.0 * radius + rng.normal(0.0, 0.2, per_class)
         xs.append(np.stack([radius * np.sin(angle), radius * np.cos(angle)], axis=1))
         ys.append(np.full(per_class, k))
-    x = np.concatenate(xs).astype(np.float32)
-    y = np.concatenate(ys).astype(np.int64)
-    return torch.from_numpy(x), torch.from_numpy(y)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
 
 
-def splits():
-    """`{"train": (x, y), "val": (x, y)}`, the same on every run."""
-    return {"train": spirals(TRAIN_PER_CLASS, DATA_SEED), "val": spirals(VAL_PER_CLASS, DATA_SEED + 1)}
+def data(lab):
+    """`{"train": (x, y), "val": (x, y), "holdout": (x, y)}`, numpy arrays, the same on every run."""
+    return {
+        "train": spirals(TRAIN_PER_CLASS, DATA_SEED),
+        "val": spirals(VAL_PER_CLASS, DATA_SEED + 1),
+        "holdout": spirals(HOLDOUT_PER_CLASS, DATA_SEED + 2),
+    }
