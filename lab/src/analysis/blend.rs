@@ -41,7 +41,7 @@ use crate::runner::{decide, inputs, judge, predictions};
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::gate as gate_records;
-use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
+use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, NewRun, RunFile, Tier};
 use crate::{stale, vcs};
 
@@ -314,6 +314,7 @@ fn result(experiment: ExperimentId, verdict: Verdict, metrics: Metrics, note: St
         theory_revision: None,
         note: Some(note),
         created_at: records::now(),
+        source: Source::Harness,
     }
 }
 

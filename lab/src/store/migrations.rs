@@ -296,6 +296,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
         );
         ",
     ),
+    (
+        "8: provenance, comparisons per lock, tamper evidence. `results.source`:
+         the harness's (recorded by `lab run`, `lab baseline`, `lab blend`, `lab
+         sweep`) or an agent's (typed with `lab result`, imported); agent results
+         never become a leader or a best. `results.amends` makes an amendment
+         name what it replaced; `results.comparison` (and the derived `metrics`
+         copies of both) the key it was recorded under, so leaders and bests are
+         ranked within one comparison by one index probe. `comparisons`: the
+         frozen files, gate settings and inputs behind each key a leaf ran under,
+         so a re-lock is visible with what it changed. `chain`: every inserted
+         row of the records, hashed and linked by triggers that call functions
+         only lab registers; `lab verify` re-derives it. All backfilled.",
+        include_str!("migrations/8.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -313,6 +327,8 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<()> {
     if current >= target {
         return Ok(());
     }
+    // Migration 8's backfill and triggers call the chain's functions.
+    super::chain::register(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Another process may have migrated while we waited for the write lock.
     let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -387,3 +403,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests;

@@ -4,13 +4,18 @@
 //! commands stay within milliseconds at 100k experiments; `scripts/bench-store`
 //! measures them. Filters are appended to the SQL only when present, because
 //! `(?1 IS NULL OR leaf = ?1)` would stop SQLite from using the leaf index.
+//! A "best" is the harness's: ranked among harness results of the leaf's
+//! current comparison (migration 8's partial index `metrics_leaders`); kept
+//! results typed by agents are reported apart ([`reported_kept`]).
 
 use anyhow::Result;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, Row, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::comparisons;
+use super::records::Source;
 use crate::gate::Goal;
 use crate::ids::{ExperimentId, HypothesisId};
 
@@ -28,6 +33,10 @@ pub struct HistoryRow {
     pub mechanism_verdict: Option<String>,
     pub theory_revision: Option<String>,
     pub note: Option<String>,
+    /// Who recorded the current result (`harness` or `agent`); `None` without one.
+    pub source: Option<String>,
+    /// The comparison key the result was recorded under; `None` without a run.
+    pub comparison: Option<String>,
     pub commit: Option<String>,
     pub dirty: bool,
     pub host: String,
@@ -54,7 +63,7 @@ pub struct HistoryQuery {
 
 const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
     r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
-    e.started_at, e.finished_at";
+    e.started_at, e.finished_at, r.source, r.comparison";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     let mut args: Vec<SqlValue> = Vec::new();
@@ -136,6 +145,8 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         mechanism_verdict: r.get(8)?,
         theory_revision: r.get(9)?,
         note: r.get(10)?,
+        source: r.get(19)?,
+        comparison: r.get(20)?,
         commit: r.get(11)?,
         dirty: r.get(12)?,
         host: r.get(13)?,
@@ -208,14 +219,68 @@ pub struct Best {
     pub goal: Option<Goal>,
     pub value: f64,
     pub experiment: String,
+    pub source: Source,
+    /// The comparison it was ranked within (the leaf's current one); `None` for agent results.
+    pub comparison: Option<String>,
 }
 
-/// Best kept value per (leaf, metric). `goal_of` gives a metric's goal; for a
-/// metric with no known goal both extremes are reported.
+/// Best kept value per (leaf, metric) among the harness's results of each
+/// leaf's current comparison: what `lab context` calls best. `goal_of` gives a
+/// metric's goal; for a metric with no known goal both extremes are reported.
 pub fn best_kept(
     conn: &Connection,
     leaf: Option<&str>,
     goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>,
+) -> Result<Vec<Best>> {
+    let mut keys = std::collections::HashMap::new();
+    extremes(conn, leaf, goal_of, |leaf, metric, order| {
+        let Some(leaf) = leaf else { return Ok(None) };
+        if !keys.contains_key(leaf) {
+            keys.insert(leaf.to_owned(), comparisons::current_key(conn, leaf)?);
+        }
+        let Some(key) = keys[leaf].clone() else { return Ok(None) };
+        // One probe of the partial index metrics_leaders.
+        let sql = format!(
+            "SELECT value, experiment_id FROM metrics
+             WHERE leaf = ?1 AND comparison = ?2 AND name = ?3 AND verdict = 'keep' AND source = 'harness'
+             ORDER BY value {order} LIMIT 1"
+        );
+        let row = conn.prepare_cached(&sql)?.query_row(rusqlite::params![leaf, key, metric], pair).optional()?;
+        Ok(row.map(|(value, e)| (value, e, Source::Harness, Some(key))))
+    })
+}
+
+/// Kept results typed by agents, best per (leaf, metric): shown as what they
+/// are, never as a best.
+pub fn reported_kept(
+    conn: &Connection,
+    leaf: Option<&str>,
+    goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>,
+) -> Result<Vec<Best>> {
+    extremes(conn, leaf, goal_of, |leaf, metric, order| {
+        // `leaf IS ?` would defeat the index. On ties the index order (by result id) gives the earliest.
+        let leaf_test = if leaf.is_some() { "leaf = ?1" } else { "leaf IS NULL AND ?1 IS NULL" };
+        let sql = format!(
+            "SELECT value, experiment_id FROM metrics
+             WHERE {leaf_test} AND name = ?2 AND verdict = 'keep' AND source = 'agent' ORDER BY value {order} LIMIT 1"
+        );
+        let row = conn.prepare_cached(&sql)?.query_row(rusqlite::params![leaf, metric], pair).optional()?;
+        Ok(row.map(|(value, e)| (value, e, Source::Agent, None)))
+    })
+}
+
+fn pair(r: &Row<'_>) -> rusqlite::Result<(f64, i64)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+type Found = Option<(f64, i64, Source, Option<String>)>;
+
+/// For every (leaf, metric) with a kept value (the tallies), the extreme `probe` finds in the goal's direction.
+fn extremes(
+    conn: &Connection,
+    leaf: Option<&str>,
+    goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>,
+    mut probe: impl FnMut(Option<&str>, &str, &str) -> Result<Found>,
 ) -> Result<Vec<Best>> {
     let sql = format!(
         "SELECT nullif(leaf, ''), substr(kind, 13) FROM tallies{} ORDER BY leaf, kind",
@@ -233,22 +298,17 @@ pub fn best_kept(
             None => &[("ASC", None), ("DESC", None)],
         };
         for (order, goal) in orders {
-            // One probe of metrics_best; `leaf IS ?` would defeat the index. On
-            // ties the index order (by result id) gives the earliest result.
-            let leaf_test = if leaf.is_some() { "leaf = ?1" } else { "leaf IS NULL AND ?1 IS NULL" };
-            let sql = format!(
-                "SELECT value, experiment_id FROM metrics WHERE {leaf_test} AND name = ?2 AND verdict = 'keep'
-                 ORDER BY value {order} LIMIT 1"
-            );
-            let (value, experiment): (f64, i64) = conn
-                .prepare_cached(&sql)?
-                .query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let Some((value, experiment, source, comparison)) = probe(leaf.as_deref(), &metric, order)? else {
+                continue;
+            };
             best.push(Best {
                 leaf: leaf.clone(),
                 metric: metric.clone(),
                 goal: *goal,
                 value,
                 experiment: ExperimentId(experiment).to_string(),
+                source,
+                comparison,
             });
         }
     }
@@ -281,3 +341,6 @@ pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> R
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests;
