@@ -286,7 +286,7 @@ fn metrics(conn: &Connection, leaf: Option<&str>) -> Result<Check> {
     )?;
     Ok(Check::new(
         "metrics",
-        "the index bests and leaders are read from mirrors the current results",
+        "the index that bests and leaders are read from mirrors the current results",
         n as u64,
         findings,
     ))
