@@ -97,16 +97,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     if !reported.is_empty() {
         sections.push(("kept results typed by agents (no harness run: never a best)".to_owned(), bests(&reported)));
     }
-    let mut comparison_table = Table::new(&["leaf", "comparison", "since", "relock"]);
-    for c in &compared {
-        comparison_table.push(vec![
-            c.leaf.clone().into(),
-            format!("{} ({})", c.number, comparisons::short(&c.comparison.key)).into(),
-            c.comparison.experiment.clone().into(),
-            c.relock.as_ref().map(comparisons::Relock::describe).into(),
-        ]);
-    }
-    sections.push(("comparisons (leaders and bests never rank across them)".to_owned(), comparison_table));
+    sections.push(("comparisons (leaders and bests never rank across them)".to_owned(), comparison_table(&compared)));
     let mut recent_table =
         Table::new(&["experiment", "hypothesis", "verdict", "source", "title", "metrics", "mechanism"]);
     for r in &recent {
@@ -195,6 +186,20 @@ fn bests(rows: &[queries::Best]) -> Table {
             b.value.into(),
             b.experiment.clone().into(),
             b.source.as_str().into(),
+        ]);
+    }
+    table
+}
+
+/// Each leaf's current comparison, and what the re-lock that started it changed.
+fn comparison_table(compared: &[comparisons::Current]) -> Table {
+    let mut table = Table::new(&["leaf", "comparison", "since", "relock"]);
+    for c in compared {
+        table.push(vec![
+            c.leaf.clone().into(),
+            format!("{} ({})", c.number, comparisons::short(&c.comparison.key)).into(),
+            c.comparison.experiment.clone().into(),
+            c.relock.as_ref().map(comparisons::Relock::describe).into(),
         ]);
     }
     table

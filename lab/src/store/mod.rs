@@ -11,6 +11,7 @@
 //! ([`chain::register`]) before anything is read or written; without them (the
 //! `sqlite3` shell) an insert into a chained table fails.
 
+pub mod bests;
 pub mod candidates;
 pub mod chain;
 pub mod comparisons;

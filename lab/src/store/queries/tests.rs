@@ -1,5 +1,6 @@
 use super::*;
 use crate::store::comparisons::{self, NewComparison};
+use crate::store::records::Source;
 use crate::store::records::{self, Verdict};
 use crate::store::testing::{self, metrics};
 use crate::store::{Store, runs};
