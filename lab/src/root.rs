@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::gate::Goal;
-use crate::store::Store;
+use crate::store::{OpenMode, Store};
 use crate::vcs;
 
 pub const MANIFEST: &str = "lab.yaml";
@@ -155,10 +155,15 @@ impl LabRoot {
         crate::layout::Layout::new(&self.data_dir)
     }
 
-    /// Open (creating on first use) the research database. The data folder keeps
-    /// itself out of git, whatever the repository ignores.
+    /// Open (creating on first use, where there is no data folder yet) the
+    /// research database. The data folder keeps itself out of git, whatever the
+    /// repository ignores.
     pub fn open_store(&self) -> Result<Store> {
-        let store = Store::open(&self.db_path(), true)?;
+        self.open_store_with(OpenMode::CreateIfNew)
+    }
+
+    pub fn open_store_with(&self, mode: OpenMode) -> Result<Store> {
+        let store = Store::open(&self.db_path(), mode)?;
         let ignore = self.data_dir.join(".gitignore");
         if !ignore.exists() {
             fs::write(&ignore, "*\n").with_context(|| format!("cannot write `{}`", ignore.display()))?;

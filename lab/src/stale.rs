@@ -78,6 +78,8 @@ mod tests {
             mechanism_verdict: None,
             theory_revision: None,
             note: None,
+            source: None,
+            comparison: None,
             commit: None,
             dirty: false,
             host: "here".into(),

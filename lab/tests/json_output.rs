@@ -117,6 +117,8 @@ fn result_json_says_whether_it_amended() {
             "metrics": {"val_bpb": 1.01, "mem_gb": 44},
             "mechanism": "refuted",
             "theory_revision": "noise is not it",
+            "source": "agent",
+            "comparison": null,
             "amended": false,
         })
     );
@@ -124,7 +126,11 @@ fn result_json_says_whether_it_amended() {
     assert!(err.contains("--amend"), "{err}");
     let amended = lab.json(&["result", "e2", "-v", "keep", "--amend"]);
     assert_eq!((amended["verdict"].clone(), amended["amended"].clone()), (json!("keep"), json!(true)));
-    assert_eq!((amended["metrics"].clone(), amended["mechanism"].clone()), (json!({}), Value::Null));
+    // What the amendment does not replace it keeps.
+    assert_eq!(
+        (amended["metrics"].clone(), amended["mechanism"].clone()),
+        (json!({"val_bpb": 1.01, "mem_gb": 44}), json!("refuted"))
+    );
     fails_quietly(&lab, &["result", "e99", "-v", "keep"], 2);
     fails_quietly(&lab, &["result", "e1", "-v", "keep", "--amend", "--metrics", "[1]"], 2);
 }

@@ -302,7 +302,7 @@ fn check_all_walks_only_the_leaves_directory_and_reports_strays() {
 }
 
 #[test]
-fn leaves_shows_the_best_kept_result_and_goals_come_from_the_manifest() {
+fn typed_keeps_are_never_a_leaf_best_and_goals_come_from_the_manifest() {
     let lab = TestLab::new();
     new_leaf(&lab, "fit", "minimal");
     lab.ok(&["new", "spiral", "--template", "torch", "--templates", &templates(), "--set", "metric=val_accuracy"]);
@@ -316,17 +316,19 @@ fn leaves_shows_the_best_kept_result_and_goals_come_from_the_manifest() {
         let e = lab.ok(&["experiment", h.trim(), "--leaf", leaf]);
         lab.ok(&["result", e.trim(), "-v", "keep", "--metrics", metrics]);
     }
+    // Every keep here was typed with `lab result`: no harness run, so no best.
     let rows = lab.json(&["leaves"]);
     assert_eq!(
         (rows[0]["leaf"].as_str(), rows[0]["best"].as_f64(), rows[0]["experiments"].as_u64()),
-        (Some("fit"), Some(0.25), Some(2))
+        (Some("fit"), None, Some(2))
     );
-    assert_eq!((rows[1]["goal"].as_str(), rows[1]["best"].as_f64()), (Some("maximize"), Some(0.9)));
+    assert_eq!((rows[1]["goal"].as_str(), rows[1]["best"].as_f64()), (Some("maximize"), None));
     assert!(rows[0]["last_activity"].as_str().is_some_and(|t| t.ends_with('Z')));
     let context = lab.json(&["context", "--leaf", "spiral"]);
-    assert_eq!(context["best"][0]["goal"], "maximize");
-    assert_eq!(context["best"][0]["value"], 0.9);
+    assert_eq!(context["best"], serde_json::json!([]));
+    let reported = &context["reported"][0];
+    assert_eq!((reported["goal"].as_str(), reported["value"].as_f64()), (Some("maximize"), Some(0.9)));
     let shown = lab.json(&["show", "fit"]);
-    assert_eq!(shown["stats"]["best"], 0.25);
+    assert_eq!((shown["stats"]["best"].clone(), shown["stats"]["kept"].as_u64()), (serde_json::Value::Null, Some(2)));
     assert_eq!(shown["recent"].as_array().unwrap().len(), 2);
 }

@@ -50,7 +50,12 @@ fn praxlab_syntax_works_verbatim() {
     assert_eq!(context["counts"]["hypotheses"], 2);
     assert_eq!(context["counts"]["keep"], 1);
     assert_eq!(context["counts"]["discard"], 1);
-    assert_eq!(context["best"][0]["metric"], "val_bpb");
+    // Typed by an agent, not run by the harness: reported as such, never a best.
+    assert_eq!(context["best"], serde_json::json!([]));
+    assert_eq!(
+        (context["reported"][0]["metric"].as_str(), context["reported"][0]["source"].as_str()),
+        (Some("val_bpb"), Some("agent"))
+    );
     assert_eq!(context["failures"]["total"], 1);
     assert_eq!(context["failures"]["latest"][0]["theory_revision"], "noise is not the bottleneck");
     let failures = lab.json(&["failures"]);
@@ -306,7 +311,7 @@ fn every_read_format_renders() {
     let csv = lab.ok(&["log", "--format", "csv"]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let row = reader.records().next().unwrap().unwrap();
-    assert_eq!(&row[5], "a, \"quoted\"");
+    assert_eq!((&row[5], &row[6]), ("agent", "a, \"quoted\""));
     assert!(lab.ok(&["log", "--format", "md"]).starts_with("| experiment |"));
 }
 
@@ -326,6 +331,6 @@ fn log_filters_and_sorts() {
     assert_eq!(ids(lab.json(&["log", "--verdict", "keep", "--limit", "2"])), ["e4", "e3"]);
     assert_eq!(ids(lab.json(&["log", "--since", "1h"])).len(), 4);
     assert_eq!(ids(lab.json(&["log", "--since", "2999-01-01T00:00:00Z"])).len(), 0);
-    let best = &lab.json(&["context"])["best"][0];
+    let best = &lab.json(&["context"])["reported"][0];
     assert_eq!((best["value"].as_f64(), best["goal"].as_str()), (Some(0.7), Some("maximize")));
 }

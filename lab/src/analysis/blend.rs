@@ -40,7 +40,7 @@ use crate::lifecycle::{decide, inputs, judge};
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::gate as gate_records;
-use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
+use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, NewRun, RunFile, Tier};
 use crate::supervisor::prepared::{self, Prepared, SCORED, SUBMISSION};
 use crate::supervisor::scoring;
@@ -318,6 +318,7 @@ fn result(experiment: ExperimentId, verdict: Verdict, metrics: Metrics, note: St
         theory_revision: None,
         note: Some(note),
         created_at: records::now(),
+        source: Source::Harness,
     }
 }
 

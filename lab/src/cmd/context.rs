@@ -6,11 +6,16 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::output::{FormatArgs, Report, Table};
 use crate::stale;
+use crate::store::comparisons;
 use crate::store::queries::{self, HistoryQuery};
 
 /// What a fresh agent session needs, compact enough for a context window: counts,
-/// the best kept result per metric, recent history, open hypotheses, running and
-/// stale experiments, and the latest failures.
+/// the best kept result per metric, the comparison it is ranked within (and what
+/// the last re-lock changed), recent history, open hypotheses, running and stale
+/// experiments, and the latest failures.
+///
+/// A best is the harness's, within the leaf's current comparison: kept results
+/// typed with `lab result` are listed apart, as reported by an agent.
 #[derive(Debug, Args)]
 pub struct ContextArgs {
     /// Only this leaf (default: the leaf containing the working directory, else the whole lab)
@@ -30,6 +35,11 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     let scope = leaf.as_deref();
     let counts = queries::counts(conn, scope)?;
     let best = queries::best_kept(conn, scope, |l, m| lab.goal_of(l, m))?;
+    let reported = queries::reported_kept(conn, scope, |l, m| lab.goal_of(l, m))?;
+    let compared = match scope {
+        Some(name) => comparisons::current(conn, name)?.into_iter().collect(),
+        None => comparisons::all_current(conn)?,
+    };
     let recent =
         queries::history(conn, &HistoryQuery { leaf: leaf.clone(), limit: Some(args.recent), ..Default::default() })?;
     let open = queries::open_hypotheses(conn, scope, args.recent)?;
@@ -83,25 +93,19 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         counts.crash.into(),
     ]);
     sections.push(("summary".to_owned(), summary));
-    let mut best_table = Table::new(&["leaf", "metric", "goal", "best", "experiment"]);
-    for b in &best {
-        let goal =
-            b.goal.map_or_else(|| "unknown (declare it in lab.yaml)".to_owned(), |g| format!("{g:?}").to_lowercase());
-        best_table.push(vec![
-            b.leaf.clone().into(),
-            b.metric.clone().into(),
-            goal.into(),
-            b.value.into(),
-            b.experiment.clone().into(),
-        ]);
+    sections.push(("best kept result per metric (the harness's, in the current comparison)".to_owned(), bests(&best)));
+    if !reported.is_empty() {
+        sections.push(("kept results typed by agents (no harness run: never a best)".to_owned(), bests(&reported)));
     }
-    sections.push(("best kept result per metric".to_owned(), best_table));
-    let mut recent_table = Table::new(&["experiment", "hypothesis", "verdict", "title", "metrics", "mechanism"]);
+    sections.push(("comparisons (leaders and bests never rank across them)".to_owned(), comparison_table(&compared)));
+    let mut recent_table =
+        Table::new(&["experiment", "hypothesis", "verdict", "source", "title", "metrics", "mechanism"]);
     for r in &recent {
         recent_table.push(vec![
             r.experiment.clone().into(),
             r.hypothesis.clone().into(),
             r.verdict.clone().unwrap_or_else(|| stale::shown_state(r, now, &host, lab.manifest.stale_after)).into(),
+            r.source.clone().into(),
             r.title.clone().into(),
             r.metrics.clone(),
             r.mechanism_verdict.clone().into(),
@@ -125,11 +129,12 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         );
     }
     sections.push(("running and stale experiments".to_owned(), running_table));
-    let mut failure_table = Table::new(&["experiment", "verdict", "title", "mechanism", "theory_revision"]);
+    let mut failure_table = Table::new(&["experiment", "verdict", "source", "title", "mechanism", "theory_revision"]);
     for r in &failures {
         failure_table.push(vec![
             r.experiment.clone().into(),
             r.verdict.clone().into(),
+            r.source.clone().into(),
             r.title.clone().into(),
             r.mechanism.clone().into(),
             r.theory_revision.clone().into(),
@@ -142,6 +147,8 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         "leaf": leaf,
         "counts": counts,
         "best": best,
+        "reported": reported,
+        "comparisons": compared,
         "recent": recent,
         "open_hypotheses": open,
         "running": running,
@@ -164,4 +171,36 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     }
     Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
     Ok(())
+}
+
+/// Best-of rows as a table; the goal spelled out, or how to declare it.
+fn bests(rows: &[queries::Best]) -> Table {
+    let mut table = Table::new(&["leaf", "metric", "goal", "best", "experiment", "source"]);
+    for b in rows {
+        let goal =
+            b.goal.map_or_else(|| "unknown (declare it in lab.yaml)".to_owned(), |g| format!("{g:?}").to_lowercase());
+        table.push(vec![
+            b.leaf.clone().into(),
+            b.metric.clone().into(),
+            goal.into(),
+            b.value.into(),
+            b.experiment.clone().into(),
+            b.source.as_str().into(),
+        ]);
+    }
+    table
+}
+
+/// Each leaf's current comparison, and what the re-lock that started it changed.
+fn comparison_table(compared: &[comparisons::Current]) -> Table {
+    let mut table = Table::new(&["leaf", "comparison", "since", "relock"]);
+    for c in compared {
+        table.push(vec![
+            c.leaf.clone().into(),
+            format!("{} ({})", c.number, comparisons::short(&c.comparison.key)).into(),
+            c.comparison.experiment.clone().into(),
+            c.relock.as_ref().map(comparisons::Relock::describe).into(),
+        ]);
+    }
+    table
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::lifecycle::doctor;
-use crate::store::{LATEST_VERSION, Store};
+use crate::store::{LATEST_VERSION, OpenMode, Store};
 
 /// Check the Python a leaf would run in (asked from inside a worker) and where the research memory is.
 ///
@@ -27,7 +27,8 @@ pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
     let lab = ctx.lab().ok();
     let diagnosis = doctor::diagnose(lab.as_ref().map(|l| l.dir.as_path()))?;
     let database = lab.as_ref().map(|l| l.db_path()).filter(|p| p.exists());
-    let schema = database.as_deref().and_then(|p| Store::open(p, false).ok()).and_then(|s| s.schema_version().ok());
+    let schema =
+        database.as_deref().and_then(|p| Store::open(p, OpenMode::Existing).ok()).and_then(|s| s.schema_version().ok());
     let numpy_ok =
         diagnosis.python.get("numpy").and_then(Value::as_str).is_some_and(|v| !v.starts_with("not installed"));
     let report = json!({

@@ -8,10 +8,13 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::output;
 use crate::root::{self, LabRoot, RootManifest};
+use crate::store::OpenMode;
 
 /// Make a directory a lab root: write lab.yaml and create .lab/ with the research database.
 ///
 /// Running it again on a lab root is harmless: it checks the manifest and the database.
+/// Where `.lab/` exists but its database is missing or empty (a lost research log),
+/// every command refuses; `--force` starts an empty one there deliberately.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The directory to make a lab root (default: --root, else the working directory)
@@ -19,6 +22,10 @@ pub struct InitArgs {
     /// The lab's name (default: the directory's name)
     #[arg(long)]
     pub name: Option<String>,
+    /// Create the database even where `.lab/` exists but the database is missing or
+    /// empty (a deliberate fresh start; a database that holds records is never replaced)
+    #[arg(long)]
+    pub force: bool,
     /// Print the lab root, its database and whether it was created as JSON
     #[arg(long)]
     pub json: bool,
@@ -37,7 +44,7 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
             .with_context(|| format!("cannot write `{}`", manifest_path.display()))?;
     }
     let lab = LabRoot::open(dir)?;
-    let store = lab.open_store()?;
+    let store = lab.open_store_with(if args.force { OpenMode::Create } else { OpenMode::CreateIfNew })?;
     let schema_version = store.schema_version()?;
     eprintln!(
         "{} lab `{}` at {} (database {}, schema v{schema_version})",

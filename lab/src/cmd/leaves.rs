@@ -6,11 +6,13 @@ use crate::ctx::Ctx;
 use crate::leaf::discover::{self, shown};
 use crate::leaf::lock;
 use crate::output::{FormatArgs, Table};
+use crate::store::comparisons;
 use crate::store::leaves::stats;
 
-/// Every leaf of the lab at a glance: metric and goal, best kept result,
-/// experiments, last activity, and whether its frozen files match leaf.lock
-/// (ok, changed or missing).
+/// Every leaf of the lab at a glance: metric and goal, best kept result (the
+/// harness's, within the leaf's current comparison), that comparison and what
+/// the re-lock that started it changed, experiments, last activity, and whether
+/// its frozen files match leaf.lock (ok, changed or missing).
 ///
 /// Leaves are found below the lab's leaves directory (lab.yaml `leaves:`). A
 /// leaf whose leaf.yaml cannot be loaded is listed with its error (exit 0).
@@ -20,8 +22,20 @@ pub struct LeavesArgs {
     pub output: FormatArgs,
 }
 
-const COLUMNS: [&str; 10] =
-    ["leaf", "metric", "goal", "best", "best_experiment", "experiments", "last_activity", "lock", "path", "error"];
+const COLUMNS: [&str; 12] = [
+    "leaf",
+    "metric",
+    "goal",
+    "best",
+    "best_experiment",
+    "comparison",
+    "relock",
+    "experiments",
+    "last_activity",
+    "lock",
+    "path",
+    "error",
+];
 
 pub fn run(ctx: &Ctx, args: LeavesArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
@@ -35,7 +49,7 @@ pub fn run(ctx: &Ctx, args: LeavesArgs) -> Result<()> {
             Err(e) => {
                 broken += 1;
                 let mut row = vec![Value::Null; COLUMNS.len()];
-                (row[0], row[8], row[9]) = (json!(f.name()), path, json!(e));
+                (row[0], row[10], row[11]) = (json!(f.name()), path, json!(e));
                 table.push(row);
                 continue;
             }
@@ -57,6 +71,8 @@ pub fn run(ctx: &Ctx, args: LeavesArgs) -> Result<()> {
             json!(metric.goal.to_string()),
             json!(s.best),
             json!(s.best_experiment),
+            json!(s.comparison.as_ref().map(|c| format!("{} ({})", c.number, comparisons::short(&c.comparison.key)))),
+            json!(s.comparison.as_ref().and_then(|c| c.relock.as_ref()).map(comparisons::Relock::describe)),
             json!(s.experiments),
             json!(s.last_activity),
             lock_state,

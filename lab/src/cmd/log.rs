@@ -6,10 +6,16 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::output::{FormatArgs, Table};
 use crate::stale;
+use crate::store::comparisons;
 use crate::store::queries::{self, HistoryQuery};
 use crate::store::records::Verdict;
 
 /// The history of experiments as a table, newest first (or best first with --sort).
+///
+/// Each row says who recorded its result (`harness`, or `agent` for one typed
+/// with `lab result`) and the comparison it was recorded under (the first 12
+/// digits of its key); when a leaf in view was re-locked, a note on stderr says
+/// which comparison is current and what the re-lock changed.
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only this leaf (default: the leaf containing the working directory, else all)
@@ -61,10 +67,12 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
         "leaf",
         "state",
         "verdict",
+        "source",
         "title",
         "metrics",
         "mechanism",
         "commit",
+        "comparison",
         "started_at",
         "archive",
     ]);
@@ -75,15 +83,24 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             r.leaf.clone().into(),
             stale::shown_state(r, now, &host, lab.manifest.stale_after).into(),
             r.verdict.clone().into(),
+            r.source.clone().into(),
             r.title.clone().into(),
             r.metrics.clone(),
             r.mechanism_verdict.clone().into(),
             r.commit.as_deref().map(|c| c.chars().take(12).collect::<String>()).into(),
+            r.comparison.as_deref().map(comparisons::short).into(),
             r.started_at.clone().into(),
             archive(store.conn(), &r.experiment)?.into(),
         ]);
     }
     table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    let compared = match &query.leaf {
+        Some(leaf) => comparisons::current(store.conn(), leaf)?.into_iter().collect(),
+        None => comparisons::all_current(store.conn())?,
+    };
+    for c in compared.iter().filter(|c| c.relock.is_some()) {
+        eprintln!("note: leaf `{}` is on {}", c.leaf, c.describe());
+    }
     Ok(())
 }
 

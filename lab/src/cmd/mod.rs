@@ -29,6 +29,7 @@ mod show;
 mod submit;
 mod sweep;
 mod templates;
+mod verify;
 mod worker;
 
 use anyhow::Result;
@@ -66,6 +67,7 @@ pub enum Command {
     Saturation(saturation::SaturationArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
+    Verify(verify::VerifyArgs),
     #[command(name = "__keeper", hide = true)]
     Keeper(keeper::KeeperArgs),
     #[command(name = "__worker", hide = true)]
@@ -101,6 +103,7 @@ impl Command {
             Self::Saturation(args) => saturation::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
+            Self::Verify(args) => verify::run(ctx, args),
             Self::Keeper(args) => keeper::run(ctx, args),
             Self::Worker(args) => worker::run(ctx, args),
         }

@@ -40,20 +40,24 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
 
     let summary = summary(&lab.dir, &leaf, &state);
     let (files, changes) = files(&resolved, &state);
-    let mut stats_table = Table::new(&["experiments", "kept", "best", "best_experiment", "last_activity"]);
+    let mut stats_table =
+        Table::new(&["experiments", "kept", "best", "best_experiment", "comparison", "last_activity"]);
     stats_table.push(vec![
         json!(s.experiments),
         json!(s.kept),
         json!(s.best),
         json!(s.best_experiment),
+        json!(s.comparison.as_ref().map(crate::store::comparisons::Current::describe)),
         json!(s.last_activity),
     ]);
-    let mut recent_table = Table::new(&["experiment", "hypothesis", "verdict", "title", "metrics", "started_at"]);
+    let mut recent_table =
+        Table::new(&["experiment", "hypothesis", "verdict", "source", "title", "metrics", "started_at"]);
     for r in &recent {
         recent_table.push(vec![
             json!(r.experiment),
             json!(r.hypothesis),
             json!(r.verdict),
+            json!(r.source),
             json!(r.title),
             r.metrics.clone(),
             json!(r.started_at),

@@ -7,7 +7,7 @@ use crate::ids::ExperimentId;
 use crate::output::{FormatArgs, Table};
 use crate::stale;
 use crate::store::queries::{self, HistoryQuery};
-use crate::store::records::{self, NewResult, Verdict};
+use crate::store::records::{self, NewResult, Source, Verdict};
 
 /// Mark stale runs crashed: experiments still "running" whose process is gone or
 /// that are far past their budget. Reading commands only show them as stale.
@@ -42,6 +42,8 @@ pub fn run(ctx: &Ctx, args: SweepArgs) -> Result<()> {
                     theory_revision: None,
                     note: Some(format!("swept: {reason}")),
                     created_at: records::now(),
+                    // The harness's own rule decided it, not an agent's word.
+                    source: Source::Harness,
                 };
                 records::add_result(tx, &result, false)?;
             }

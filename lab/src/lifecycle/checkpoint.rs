@@ -1,7 +1,8 @@
 //! `lab checkpoint`: the state of a leaf written down, with a red team.
 //!
-//! The state: leader and metric, noise estimate, held-out score (a counted
-//! read of the held-out split), queue length, counts, and the sha256 of every
+//! The state: leader and metric, the comparison it leads (and what the re-lock
+//! that started it changed), noise estimate, held-out score (a counted read of
+//! the held-out split), queue length, counts, and the sha256 of every
 //! prediction file of the leader and every frozen file. The red team takes each
 //! claim the harness can check, names the attack that would fake it, shows the
 //! evidence and says whether the claim holds, fails or is unknown.
@@ -25,7 +26,7 @@ use crate::leaf::{Leaf, manifest};
 use crate::root::LabRoot;
 use crate::store::gate as records;
 use crate::store::runs::{self, Leader};
-use crate::store::{Store, queries, queue};
+use crate::store::{Store, comparisons, queries, queue};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Claim {
@@ -75,7 +76,10 @@ pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> 
     let files = leader_id.map(|e| judge::last_full_files(store, e)).transpose()?.unwrap_or_default();
     let frozen = lock::Lock::compute(leaf)?;
     let lock_state = lock::verify(leaf)?;
+    let comparison = comparisons::current(store.conn(), leaf.name())?;
     let state = json!({
+        "comparison_summary": comparison.as_ref().map(comparisons::Current::describe),
+        "comparison": comparison,
         "leader": leader,
         "noise": noise,
         "holdout": transfer.as_ref().ok(),
@@ -195,6 +199,7 @@ fn markdown(c: &Checkpoint) -> String {
     let leader =
         c.leader.as_ref().map_or("none".to_owned(), |l| format!("{} ({} = {})", l.experiment, c.metric, l.value));
     md.push_str(&format!("- leader: {leader}\n"));
+    md.push_str(&format!("- comparison: {}\n", c.state["comparison_summary"].as_str().unwrap_or("none recorded")));
     for key in ["noise", "holdout", "holdout_error", "queue_length", "counts", "lock_sha256"] {
         md.push_str(&format!("- {key}: {}\n", c.state[key]));
     }

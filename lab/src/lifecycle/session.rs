@@ -30,8 +30,9 @@ use crate::leaf::inputs::ResolvedInput;
 use crate::leaf::snapshot::{self, Snapshot};
 use crate::root::LabRoot;
 use crate::store::Store;
+use crate::store::comparisons::{self, NewComparison};
 use crate::store::gate as gate_records;
-use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Verdict};
+use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, NewRun, RunFile, Tier};
 use crate::supervisor::env;
 use crate::supervisor::outcome::ExitReason;
@@ -288,13 +289,39 @@ fn tier_plan(job: &Job, run_dir: &RunDir, tier: Tier, budget: Duration, dir: &st
 
 fn record_run(store: &mut Store, job: &Job, result: &TierRun, seed: u64, log: &Path) -> Result<()> {
     let row = new_run(job.experiment, result, seed, &job.compared.key, &job.snapshot, log);
+    let comparison = comparison(job)?;
     store.write(|tx| {
+        comparisons::record(tx, &comparison)?;
         let id = runs::add_run(tx, &row)?;
         runs::add_inputs(tx, id, &job.compared.inputs)?;
         if let Some(holdout) = &result.holdout {
             gate_records::seal_holdout(tx, id, job.experiment, holdout)?;
         }
         Ok(())
+    })
+}
+
+/// What the run's comparison key stands for: the lock's files, the gate settings and the inputs.
+fn comparison(job: &Job) -> Result<NewComparison> {
+    let gate = &job.leaf.manifest.gate;
+    let inputs: Vec<serde_json::Value> = job
+        .compared
+        .inputs
+        .iter()
+        .map(|i| {
+            serde_json::json!({"name": i.name, "leaf": i.leaf, "file": i.file, "sha256": i.sha256(),
+                                    "experiment": i.found.as_ref().map(|f| &f.experiment)})
+        })
+        .collect();
+    Ok(NewComparison {
+        leaf: job.leaf.name().to_owned(),
+        key: job.compared.key.clone(),
+        files: crate::leaf::lock::Lock::read(&job.leaf.dir)?.unwrap_or_default().files,
+        gate: serde_json::json!({"min_improvement": gate.min_improvement, "confidence": gate.confidence,
+                                 "repeats": gate.repeats}),
+        inputs: serde_json::Value::Array(inputs),
+        experiment: job.experiment,
+        created_at: records::now(),
     })
 }
 
@@ -307,6 +334,7 @@ fn crash_result(experiment: ExperimentId, note: String) -> NewResult {
         theory_revision: None,
         note: Some(note),
         created_at: records::now(),
+        source: Source::Harness,
     }
 }
 

@@ -76,11 +76,11 @@ pub fn recent(
     Ok(rows.map(|r| r.map(ExperimentId)).collect::<Result<_, _>>()?)
 }
 
-/// Every kept experiment of `leaf` with a successful full run under `lock_sha256`, oldest first.
+/// Every kept experiment of `leaf` (kept by the harness) with a successful full run under `lock_sha256`, oldest first.
 pub fn kept(conn: &Connection, leaf: &str, lock_sha256: &str) -> Result<Vec<ExperimentId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT r.experiment_id FROM results r
-         WHERE r.leaf = ?1 AND r.verdict = 'keep' AND r.superseded_by IS NULL
+         WHERE r.leaf = ?1 AND r.verdict = 'keep' AND r.source = 'harness' AND r.superseded_by IS NULL
            AND EXISTS (SELECT 1 FROM runs u WHERE u.experiment_id = r.experiment_id AND u.tier = 'full'
                        AND u.exit_reason = 'ok' AND u.frozen_lock_sha256 = ?2)
          ORDER BY r.experiment_id",
@@ -153,6 +153,7 @@ mod tests {
                         theory_revision: None,
                         note: None,
                         created_at: records::now(),
+                        source: records::Source::Harness,
                     };
                     records::add_result(tx, &result, false)?;
                 }

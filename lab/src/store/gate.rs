@@ -219,6 +219,7 @@ pub fn holdout_reads(conn: &Connection, leaf: &str) -> Result<u64> {
 
 pub fn add_archive(tx: &Transaction<'_>, experiment: ExperimentId, verdict: &str, path: &str) -> Result<()> {
     tx.execute(
+        // A replaced row gets a new chain entry; `lab verify` compares a row with its latest.
         "INSERT OR REPLACE INTO archives (experiment_id, verdict, path) VALUES (?1, ?2, ?3)",
         params![experiment.0, verdict, path],
     )?;
@@ -236,7 +237,7 @@ pub fn experiment_leaf(conn: &Connection, experiment: ExperimentId) -> Result<Op
         .ok_or_else(|| crate::error::LabError::usage(format!("no experiment {experiment}")).into())
 }
 
-/// The first kept experiment of `leaf` with a full run under `lock_sha256`, and its kept `metric`.
+/// The first kept experiment of `leaf` (the harness's) with a full run under `lock_sha256`, and its kept `metric`.
 pub fn first_keep(
     conn: &Connection,
     leaf: &str,
@@ -246,7 +247,7 @@ pub fn first_keep(
     Ok(conn
         .query_row(
             "SELECT m.experiment_id, m.value FROM metrics m
-             WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep'
+             WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep' AND m.source = 'harness'
                AND EXISTS (SELECT 1 FROM runs u WHERE u.experiment_id = m.experiment_id AND u.tier = 'full'
                            AND u.frozen_lock_sha256 = ?3)
              ORDER BY m.experiment_id LIMIT 1",

@@ -1,5 +1,7 @@
 //! Per-leaf statistics for `lab leaves` and `lab show`: how many experiments,
-//! when the leaf was last active, and the best kept value of its primary metric.
+//! when the leaf was last active, the best kept value of its primary metric
+//! (the harness's, within the leaf's current comparison: an agent's typed keep
+//! or a result under another lock is never the best), and that comparison.
 //!
 //! Each number is a few index probes (the tallies of migration 2, `max(id)` per
 //! index prefix), never a scan of the leaf's history, so listing many leaves
@@ -12,6 +14,7 @@ use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::comparisons::{self, Current};
 use crate::gate::Goal;
 use crate::ids::ExperimentId;
 
@@ -23,6 +26,8 @@ pub struct LeafStats {
     /// The best kept value of the primary metric, and the experiment that reached it.
     pub best: Option<f64>,
     pub best_experiment: Option<String>,
+    /// The comparison the best is ranked within, and what its re-lock changed.
+    pub comparison: Option<Current>,
 }
 
 /// The statistics of `leaf`, scored on `metric` in the direction `goal`.
@@ -38,19 +43,25 @@ pub fn stats(conn: &Connection, leaf: &str, metric: &str, goal: Goal) -> Result<
         Goal::Minimize => "ASC",
         Goal::Maximize => "DESC",
     };
-    let best: Option<(f64, i64)> = conn
-        .prepare_cached(&format!(
-            "SELECT value, experiment_id FROM metrics WHERE leaf = ?1 AND name = ?2 AND verdict = 'keep'
-             ORDER BY value {order} LIMIT 1"
-        ))?
-        .query_row(params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let comparison = comparisons::current(conn, leaf)?;
+    let best: Option<(f64, i64)> = match &comparison {
+        None => None,
+        Some(c) => conn
+            .prepare_cached(&format!(
+                "SELECT value, experiment_id FROM metrics
+                 WHERE leaf = ?1 AND comparison = ?2 AND name = ?3 AND verdict = 'keep' AND source = 'harness'
+                 ORDER BY value {order} LIMIT 1"
+            ))?
+            .query_row(params![leaf, c.comparison.key, metric], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    };
     Ok(LeafStats {
         experiments: tally("experiments")?,
         kept: tally("results:keep")?,
         last_activity: last_activity(conn, leaf)?,
         best: best.map(|b| b.0),
         best_experiment: best.map(|b| ExperimentId(b.1).to_string()),
+        comparison,
     })
 }
 
@@ -108,16 +119,51 @@ mod tests {
              INSERT INTO results (id, experiment_id, leaf, verdict, metrics, created_at) VALUES
                 (1, 1, 'a', 'keep', '{\"loss\": 2.0}', '2026-01-02T01:00:00Z'),
                 (2, 2, 'a', 'keep', '{\"loss\": 1.5}', '2026-01-05T00:00:00Z');
-             INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value) VALUES
-                (1, 1, 'a', 'keep', 'loss', 2.0), (2, 2, 'a', 'keep', 'loss', 1.5);",
+             INSERT INTO comparisons (leaf, key, files, gate, inputs, experiment_id, created_at) VALUES
+                ('a', 'old', 'null', 'null', 'null', 1, 't'), ('a', 'K', '{}', '{}', '[]', 1, 't');
+             INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value, source, comparison) VALUES
+                (1, 1, 'a', 'keep', 'loss', 2.0, 'harness', 'K'), (2, 2, 'a', 'keep', 'loss', 1.5, 'harness', 'K');",
         );
         let a = stats(store.conn(), "a", "loss", Goal::Minimize).unwrap();
         assert_eq!((a.experiments, a.kept, a.best), (2, 2, Some(1.5)));
         assert_eq!(a.best_experiment.as_deref(), Some("e2"));
         assert_eq!(a.last_activity.as_deref(), Some("2026-01-05T00:00:00Z"));
+        let relock = a.comparison.and_then(|c| c.relock).expect("a second comparison is a re-lock");
+        assert!(relock.unrecorded, "the first was backfilled without files");
         let a_max = stats(store.conn(), "a", "loss", Goal::Maximize).unwrap();
         assert_eq!(a_max.best, Some(2.0));
         let b = stats(store.conn(), "b", "loss", Goal::Minimize).unwrap();
         assert_eq!((b.experiments, b.best, b.last_activity.as_deref()), (1, None, Some("2026-03-02T00:00:00Z")));
+    }
+
+    #[test]
+    fn the_best_is_the_harness_keep_of_the_current_comparison() {
+        use crate::store::comparisons::{self, NewComparison};
+        use crate::store::records::{self, Source, Verdict};
+        use crate::store::testing::{self, metrics};
+        let mut store = Store::in_memory();
+        store
+            .write(|tx| {
+                for key in ["old", "K"] {
+                    let e = testing::harness(tx, "a", key, Verdict::Keep, if key == "K" { 0.5 } else { 0.1 });
+                    let c = NewComparison {
+                        leaf: "a".into(),
+                        key: key.into(),
+                        files: Default::default(),
+                        gate: serde_json::json!({}),
+                        inputs: serde_json::json!([]),
+                        experiment: e,
+                        created_at: "t".into(),
+                    };
+                    comparisons::record(tx, &c)?;
+                }
+                let typed = testing::experiment(tx, "a");
+                let r = testing::result(typed, Verdict::Keep, metrics(&[("loss", 0.01), ("mae", 0.01)]), Source::Agent);
+                records::add_result(tx, &r, false)
+            })
+            .unwrap();
+        let a = stats(store.conn(), "a", "mae", Goal::Minimize).unwrap();
+        assert_eq!((a.best, a.best_experiment.as_deref(), a.kept), (Some(0.5), Some("e2"), 3));
+        assert_eq!(stats(store.conn(), "a", "loss", Goal::Minimize).unwrap().best, None, "an agent's number only");
     }
 }

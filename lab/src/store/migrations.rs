@@ -297,30 +297,24 @@ const MIGRATIONS: &[(&str, &str)] = &[
         ",
     ),
     (
-        "8: sealed evaluation. Each run records what the sandbox enforced on the code
-         under judgement (a run that could read its answers is shown as such), the
-         environment its workers got, and the sha256 of the prepared data it was
-         scored on (candidate and leader are compared on the same targets only).
-         Run files gain kinds: artifact-mode outputs, per-item scores, the code
-         snapshot and the artifact; SQLite cannot widen a CHECK in place, so the
-         table is rebuilt with its rows.",
-        r"
-        ALTER TABLE runs ADD COLUMN sandbox TEXT;
-        ALTER TABLE runs ADD COLUMN environment TEXT CHECK (environment IS NULL OR json_valid(environment));
-        ALTER TABLE runs ADD COLUMN prepared_sha256 TEXT;
-        CREATE TABLE run_files_new (
-            run_id  INTEGER NOT NULL REFERENCES runs (id),
-            kind    TEXT NOT NULL CHECK (kind IN ('predictions', 'labels', 'errors', 'outputs', 'scores', 'code', 'artifact')),
-            name    TEXT NOT NULL,
-            path    TEXT NOT NULL,
-            sha256  TEXT NOT NULL,
-            len     INTEGER,
-            PRIMARY KEY (run_id, kind, name)
-        ) WITHOUT ROWID;
-        INSERT INTO run_files_new SELECT run_id, kind, name, path, sha256, len FROM run_files;
-        DROP TABLE run_files;
-        ALTER TABLE run_files_new RENAME TO run_files;
-        ",
+        "8: sealed evaluation, provenance, comparisons per lock, tamper evidence.
+         Each run records what the sandbox enforced on the code under judgement
+         (a run that could read its answers is shown as such), the environment
+         its workers got, and the sha256 of the prepared data it was scored on
+         (candidate and leader are compared on the same targets only); run files
+         gain the kinds of artifact mode (outputs, per-item scores, the code
+         snapshot, the artifact), which rebuilds that table. `results.source`:
+         the harness's (recorded by `lab run`, `lab baseline`, `lab blend`, `lab
+         sweep`) or an agent's (typed with `lab result`, imported); agent results
+         never become a leader or a best. `results.amends` makes an amendment
+         name what it replaced; `results.comparison` (and the derived `metrics`
+         copies of both) the key it was recorded under, so leaders and bests are
+         ranked within one comparison by one index probe. `comparisons`: the
+         frozen files, gate settings and inputs behind each key a leaf ran under,
+         so a re-lock is visible with what it changed. `chain`: every inserted
+         row of the records, hashed and linked by triggers that call functions
+         only lab registers; `lab verify` re-derives it. All backfilled.",
+        include_str!("migrations/8.sql"),
     ),
 ];
 
@@ -339,6 +333,8 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<()> {
     if current >= target {
         return Ok(());
     }
+    // Migration 8's backfill and triggers call the chain's functions.
+    super::chain::register(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Another process may have migrated while we waited for the write lock.
     let current: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -413,3 +409,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests;

@@ -5,9 +5,16 @@
 //! reads and then writes fails at once with "database is locked" whatever the
 //! busy timeout. Results are appended, never overwritten. Refuses, before touching
 //! anything, a database on a network filesystem, in a read-only directory, or with
-//! a schema newer than this binary.
+//! a schema newer than this binary; and a missing or empty database where its data
+//! directory exists ([`OpenMode`]): a lost research log is never silently replaced
+//! by an empty one. Every connection gets the SQL functions of the hash chain
+//! ([`chain::register`]) before anything is read or written; without them (the
+//! `sqlite3` shell) an insert into a chained table fails.
 
+pub mod bests;
 pub mod candidates;
+pub mod chain;
+pub mod comparisons;
 mod fsck;
 pub mod gate;
 pub mod leaves;
@@ -17,7 +24,10 @@ pub mod queue;
 pub mod records;
 pub mod runs;
 pub mod submissions;
+#[cfg(test)]
+pub mod testing;
 pub mod transfer;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,33 +48,49 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// How [`Store::open`] treats a database that is not there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The database must exist and hold a schema (`lab doctor`).
+    Existing,
+    /// Create it only where there is no data directory yet (a fresh lab root,
+    /// a fresh clone); a missing or empty database in an existing data
+    /// directory is refused: the research log was lost, and an empty one in
+    /// its place would silently start history over.
+    CreateIfNew,
+    /// Create it even in an existing data directory (`lab init --force`).
+    Create,
+}
+
 impl Store {
-    /// Open the database at `path`, creating it (and its directory) when
-    /// `create` is set, and migrate it to the latest schema.
-    pub fn open(path: &Path, create: bool) -> Result<Self> {
+    /// Open the database at `path` in `mode` and migrate it to the latest schema.
+    /// Every error names the path.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Self> {
+        Self::open_inner(path, mode).with_context(|| format!("cannot open the database `{}`", path.display()))
+    }
+
+    fn open_inner(path: &Path, mode: OpenMode) -> Result<Self> {
         let dir = path.parent().context("database path has no parent directory")?;
-        if !path.exists() && !create {
-            return Err(LabError::usage(format!("no database at `{}`", path.display()))
-                .hint("run `lab init` in the lab root")
-                .into());
-        }
+        let existed = refuse_lost(path, dir, mode)?;
         // Check before creating anything: the nearest directory that exists.
         let existing = dir.ancestors().find(|d| d.is_dir()).context("no existing ancestor directory")?;
         fsck::check_directory(existing)?;
-        if create {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .with_context(|| format!("cannot open database `{}`", path.display()))?;
+        .context("SQLite cannot open it")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        chain::register(&conn)?;
+        if existed && mode != OpenMode::Create && is_blank(&conn)? {
+            return Err(lost(path, "holds no schema: it is empty").into());
+        }
         let mut store = Self { conn, path: path.to_path_buf() };
-        migrations::migrate(&mut store.conn).with_context(|| format!("database `{}`", path.display()))?;
+        migrations::migrate(&mut store.conn)?;
         Ok(store)
     }
 
@@ -73,6 +99,7 @@ impl Store {
     pub fn in_memory() -> Self {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        chain::register(&conn).unwrap();
         migrations::migrate(&mut conn).unwrap();
         Self { conn, path: PathBuf::from(":memory:") }
     }
@@ -97,4 +124,32 @@ impl Store {
         tx.commit()?;
         Ok(value)
     }
+}
+
+/// Refuse a database that should be there and is not (or is empty); returns
+/// whether the file existed.
+fn refuse_lost(path: &Path, dir: &Path, mode: OpenMode) -> Result<bool> {
+    let len = std::fs::metadata(path).ok().map(|m| m.len());
+    match (len, mode) {
+        (None, OpenMode::Existing) => Err(lost(path, "does not exist").into()),
+        (None, OpenMode::CreateIfNew) if dir.exists() => {
+            Err(lost(path, &format!("is missing, but its data directory `{}` exists", dir.display())).into())
+        }
+        (Some(0), OpenMode::Existing | OpenMode::CreateIfNew) => Err(lost(path, "is empty (0 bytes)").into()),
+        (len, _) => Ok(len.is_some()),
+    }
+}
+
+/// A file SQLite opens but that holds no schema at all.
+fn is_blank(conn: &Connection) -> Result<bool> {
+    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok(version == 0 && tables == 0)
+}
+
+fn lost(path: &Path, what: &str) -> LabError {
+    LabError::refused(format!("the research log `{}` {what}", path.display())).hint(
+        "restore it from a backup; or run `lab init --force` to start an empty one deliberately \
+         (the earlier history is not in it)",
+    )
 }

@@ -4,6 +4,7 @@
 //! commands stay within milliseconds at 100k experiments; `scripts/bench-store`
 //! measures them. Filters are appended to the SQL only when present, because
 //! `(?1 IS NULL OR leaf = ?1)` would stop SQLite from using the leaf index.
+//! Bests are in `bests.rs`, re-exported here.
 
 use anyhow::Result;
 use rusqlite::types::Value as SqlValue;
@@ -11,6 +12,7 @@ use rusqlite::{Connection, Row, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::bests::{Best, best_kept, reported_kept};
 use crate::gate::Goal;
 use crate::ids::{ExperimentId, HypothesisId};
 
@@ -28,6 +30,10 @@ pub struct HistoryRow {
     pub mechanism_verdict: Option<String>,
     pub theory_revision: Option<String>,
     pub note: Option<String>,
+    /// Who recorded the current result (`harness` or `agent`); `None` without one.
+    pub source: Option<String>,
+    /// The comparison key the result was recorded under; `None` without a run.
+    pub comparison: Option<String>,
     pub commit: Option<String>,
     pub dirty: bool,
     pub host: String,
@@ -54,7 +60,7 @@ pub struct HistoryQuery {
 
 const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
     r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
-    e.started_at, e.finished_at";
+    e.started_at, e.finished_at, r.source, r.comparison";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     let mut args: Vec<SqlValue> = Vec::new();
@@ -136,6 +142,8 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         mechanism_verdict: r.get(8)?,
         theory_revision: r.get(9)?,
         note: r.get(10)?,
+        source: r.get(19)?,
+        comparison: r.get(20)?,
         commit: r.get(11)?,
         dirty: r.get(12)?,
         host: r.get(13)?,
@@ -166,7 +174,7 @@ pub struct Counts {
 }
 
 /// ` WHERE leaf = ?1 AND <extra>` or ` WHERE <extra>`: the leaf filter only when scoped.
-fn scoped(leaf: Option<&str>, extra: &str) -> String {
+pub(super) fn scoped(leaf: Option<&str>, extra: &str) -> String {
     match leaf {
         Some(_) => format!(" WHERE leaf = ?1 AND {extra}"),
         None => format!(" WHERE {extra}"),
@@ -200,61 +208,6 @@ pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
     Ok(counts)
 }
 
-/// The best kept value of one metric.
-#[derive(Debug, Clone, Serialize)]
-pub struct Best {
-    pub leaf: Option<String>,
-    pub metric: String,
-    pub goal: Option<Goal>,
-    pub value: f64,
-    pub experiment: String,
-}
-
-/// Best kept value per (leaf, metric). `goal_of` gives a metric's goal; for a
-/// metric with no known goal both extremes are reported.
-pub fn best_kept(
-    conn: &Connection,
-    leaf: Option<&str>,
-    goal_of: impl Fn(Option<&str>, &str) -> Option<Goal>,
-) -> Result<Vec<Best>> {
-    let sql = format!(
-        "SELECT nullif(leaf, ''), substr(kind, 13) FROM tallies{} ORDER BY leaf, kind",
-        scoped(leaf, "kind >= 'kept-metric:' AND kind < 'kept-metric;' AND n > 0")
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let pairs: Vec<(Option<String>, String)> =
-        stmt.query_map(params_from_iter(leaf), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-    let mut best = Vec::new();
-    for (leaf, metric) in pairs {
-        let goal = goal_of(leaf.as_deref(), &metric);
-        let orders: &[(&str, Option<Goal>)] = match goal {
-            Some(Goal::Minimize) => &[("ASC", Some(Goal::Minimize))],
-            Some(Goal::Maximize) => &[("DESC", Some(Goal::Maximize))],
-            None => &[("ASC", None), ("DESC", None)],
-        };
-        for (order, goal) in orders {
-            // One probe of metrics_best; `leaf IS ?` would defeat the index. On
-            // ties the index order (by result id) gives the earliest result.
-            let leaf_test = if leaf.is_some() { "leaf = ?1" } else { "leaf IS NULL AND ?1 IS NULL" };
-            let sql = format!(
-                "SELECT value, experiment_id FROM metrics WHERE {leaf_test} AND name = ?2 AND verdict = 'keep'
-                 ORDER BY value {order} LIMIT 1"
-            );
-            let (value, experiment): (f64, i64) = conn
-                .prepare_cached(&sql)?
-                .query_row(rusqlite::params![leaf, metric], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            best.push(Best {
-                leaf: leaf.clone(),
-                metric: metric.clone(),
-                goal: *goal,
-                value,
-                experiment: ExperimentId(experiment).to_string(),
-            });
-        }
-    }
-    Ok(best)
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenHypothesis {
     pub hypothesis: String,
@@ -281,3 +234,6 @@ pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> R
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+#[cfg(test)]
+mod tests;

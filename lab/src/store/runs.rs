@@ -3,8 +3,9 @@
 //!
 //! Invariants: a run row is written once, after the run ended; its files are
 //! fingerprinted (sha256) when written; the leader of a leaf is the best kept
-//! result whose experiment has a full run under the same `leaf.lock`, so
-//! results obtained under other frozen files are never compared. For a leaf
+//! result *of the harness* (never one an agent typed) recorded under the same
+//! comparison key and with a full run under it, so results obtained under
+//! other frozen files or gate settings are never compared. For a leaf
 //! with inputs, `frozen_lock_sha256` holds the comparability key
 //! (`leaf::inputs::comparability_key`), and `run_inputs` (migration 7) the
 //! upstream files each run started from.
@@ -200,8 +201,8 @@ pub struct Leader {
     pub value: f64,
 }
 
-/// The best kept value of `metric` in `leaf` among experiments with a full run
-/// under the lock `lock_sha256`; `None` before the first keep.
+/// The best kept value of `metric` in `leaf` among the harness's results with a
+/// full run under the comparison key `lock_sha256`; `None` before the first keep.
 pub fn leader(conn: &Connection, leaf: &str, metric: &str, goal: Goal, lock_sha256: &str) -> Result<Option<Leader>> {
     best_kept(conn, leaf, metric, goal, lock_sha256, None)
 }
@@ -233,7 +234,8 @@ fn best_kept(
     };
     let sql = format!(
         "SELECT m.experiment_id, m.value FROM metrics m
-         WHERE m.leaf = ?1 AND m.name = ?2 AND m.verdict = 'keep' AND m.experiment_id IS NOT ?4
+         WHERE m.leaf = ?1 AND m.comparison = ?3 AND m.name = ?2 AND m.verdict = 'keep' AND m.source = 'harness'
+           AND m.experiment_id IS NOT ?4
            AND EXISTS (SELECT 1 FROM runs u WHERE u.experiment_id = m.experiment_id AND u.tier = 'full'
                        AND u.frozen_lock_sha256 = ?3)
          ORDER BY m.value {order}, m.experiment_id LIMIT 1"
@@ -393,6 +395,7 @@ mod tests {
             theory_revision: None,
             note: None,
             created_at: records::now(),
+            source: records::Source::Harness,
         };
         records::add_result(tx, &r, false).unwrap();
     }

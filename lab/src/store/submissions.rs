@@ -25,12 +25,13 @@ pub fn add(tx: &Transaction<'_>, s: &Submission, experiment: ExperimentId) -> Re
     Ok(())
 }
 
-/// When the leaf last got a new keep: `(experiment, created_at)` of the newest current keep.
+/// When the leaf last got a new keep: `(experiment, created_at)` of the harness's newest current keep.
 pub fn last_keep(conn: &Connection, leaf: &str) -> Result<Option<(String, String)>> {
     let row = conn
         .query_row(
             "SELECT experiment_id, created_at FROM results
-             WHERE leaf = ?1 AND verdict = 'keep' AND superseded_by IS NULL ORDER BY id DESC LIMIT 1",
+             WHERE leaf = ?1 AND verdict = 'keep' AND source = 'harness' AND superseded_by IS NULL
+             ORDER BY id DESC LIMIT 1",
             [leaf],
             |r| Ok((ExperimentId(r.get(0)?).to_string(), r.get(1)?)),
         )

@@ -6,7 +6,8 @@
 //! - autoresearch's `results.tsv`: `commit val_bpb memory_gb status description`.
 //!
 //! An import runs in one IMMEDIATE transaction: all rows land or none do. Export
-//! of results-tsv then import gives back the same rows.
+//! of results-tsv then import gives back the same rows. Imported results are
+//! the agent's (`Source::Agent`): no run of this harness stands behind them.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -19,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::store::queries::HistoryRow;
-use crate::store::records::{self, Mechanism, NewExperiment, NewHypothesis, NewResult, Verdict};
+use crate::store::records::{self, Mechanism, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::vcs::Snapshot;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -128,7 +129,16 @@ fn record_imported(
     )?;
     records::add_result(
         tx,
-        &NewResult { experiment, verdict, metrics, mechanism, theory_revision, note: Some(note), created_at: now },
+        &NewResult {
+            experiment,
+            verdict,
+            metrics,
+            mechanism,
+            theory_revision,
+            note: Some(note),
+            created_at: now,
+            source: Source::Agent,
+        },
         false,
     )?;
     Ok(())
@@ -264,6 +274,7 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
                 theory_revision: result[4].clone(),
                 note: Some(note),
                 created_at,
+                source: Source::Agent,
             },
             false,
         )?;

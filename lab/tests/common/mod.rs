@@ -75,11 +75,63 @@ impl TestLab {
         stderr
     }
 
+    /// Run and require the given exit code; returns stdout and stderr (a refusal can still print a report).
+    pub fn exits(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.cmd(args).output().unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert_eq!(out.status.code(), Some(code), "lab {args:?}: expected exit {code}\nstderr: {stderr}");
+        (stdout, stderr)
+    }
+
+    /// The research database opened directly, as any other program (or an
+    /// attacker with a shell) would: without lab's SQL functions.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(".lab/lab.db")).unwrap()
+    }
+
+    /// insta settings for output that names this lab: its root, times, sha256s
+    /// (chain hashes, comparison keys), hosts, pids and commits redacted.
+    pub fn redactions(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        let root = self.root().canonicalize().unwrap();
+        for (pattern, with) in [
+            (regex_escape(&root.display().to_string()), "[ROOT]"),
+            (regex_escape(&self.root().display().to_string()), "[ROOT]"),
+            // The lab's name defaults to its directory's.
+            (regex_escape(&root.file_name().unwrap().to_string_lossy()), "[LAB]"),
+            (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ".to_owned(), "[TIME]"),
+            (r"\b[0-9a-f]{64}\b".to_owned(), "[SHA256]"),
+            (r"\b[0-9a-f]{40}\b".to_owned(), "[COMMIT]"),
+            (r"\b[0-9a-f]{12}\b".to_owned(), "[SHORT]"),
+            (r#""(host|pid)": ("[^"]*"|\d+)"#.to_owned(), r#""$1": "[$1]""#),
+        ] {
+            settings.add_filter(&pattern, with);
+        }
+        settings.set_snapshot_path(repo_root().join("lab/tests/snapshots"));
+        settings.set_prepend_module_to_snapshot(false);
+        settings
+    }
+
     /// Run `lab ARGS --json` and parse stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut args = args.to_vec();
         args.push("--json");
         serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    /// `lab run ARGS --json -q`, requiring exit `code` (0 for a keep or a discard, 4 for a crash).
+    pub fn run(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let args = [&["run"], args, &["--json", "-q"]].concat();
+        let (stdout, stderr) = self.exits(&args, code);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"))
+    }
+
+    /// Replace `from` by `to` in a file of the lab (the edit must apply).
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(text.contains(from), "{rel} has no `{from}`");
+        self.write(rel, &text.replacen(from, to, 1));
     }
 
     /// `git ARGS` in the lab root, hermetic.
@@ -108,6 +160,11 @@ impl TestLab {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
+}
+
+/// `text` as a regex that matches it literally.
+fn regex_escape(text: &str) -> String {
+    text.chars().map(|c| if r"\.+*?()|[]{}^$".contains(c) { format!("\\{c}") } else { c.to_string() }).collect()
 }
 
 pub fn assert_success(out: &Output, args: &[&str]) {

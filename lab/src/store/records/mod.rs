@@ -1,11 +1,12 @@
-//! Writes to the research memory, each inside a caller's IMMEDIATE transaction.
-//!
-//! Invariants: a result is never overwritten (an amendment appends a row and the
-//! old one points at it); a hypothesis is confirmed or refuted by the mechanism
-//! flag of a result, never by its verdict; the `metrics` table mirrors exactly
-//! the current results' numeric metrics.
+//! The recorder: the one path by which every command writes hypotheses,
+//! experiments and results (`lab hypothesis`, `lab experiment`, `lab result`,
+//! the importers, `lab sweep` and the runner), each inside the caller's
+//! IMMEDIATE transaction, with the result's [`Source`] set explicitly by the
+//! caller. The provenance rules live with the result writes in `results.rs`.
 
 use std::fmt;
+
+mod results;
 
 use anyhow::Result;
 use clap::ValueEnum;
@@ -16,6 +17,8 @@ use serde_json::{Map, Value};
 use crate::error::LabError;
 use crate::ids::{ExperimentId, HypothesisId};
 use crate::vcs::Snapshot;
+
+pub use results::{Amendment, NewResult, Recorded, StoredResult, add_result, amend_result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +62,48 @@ impl Mechanism {
             Self::Confirmed => "confirmed",
             Self::Refuted => "refuted",
         }
+    }
+
+    pub fn parse(s: Option<&str>) -> Option<Self> {
+        match s? {
+            "confirmed" => Some(Self::Confirmed),
+            "refuted" => Some(Self::Refuted),
+            _ => None,
+        }
+    }
+}
+
+/// Who produced a result. Only the harness's results become a leader or a
+/// "best"; an agent's are shown, marked as such.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Recorded by the runner (`lab run`, `lab baseline`, `lab blend`) or `lab sweep`.
+    Harness,
+    /// Typed with `lab result`, or imported.
+    Agent,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Harness => "harness",
+            Self::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "harness" => Some(Self::Harness),
+            "agent" => Some(Self::Agent),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -147,81 +192,4 @@ pub fn add_experiment(tx: &Transaction<'_>, e: &NewExperiment) -> Result<Experim
         ],
     )?;
     Ok(ExperimentId(tx.last_insert_rowid()))
-}
-
-#[derive(Debug, Clone)]
-pub struct NewResult {
-    pub experiment: ExperimentId,
-    pub verdict: Verdict,
-    pub metrics: Metrics,
-    pub mechanism: Option<Mechanism>,
-    pub theory_revision: Option<String>,
-    pub note: Option<String>,
-    pub created_at: String,
-}
-
-/// A result as recorded: its row id, and whether it superseded an earlier one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recorded {
-    pub id: i64,
-    pub amended: bool,
-}
-
-/// Record a result. A second result for the same experiment is refused unless
-/// `amend`; an amendment appends and supersedes, keeping the earlier record.
-pub fn add_result(tx: &Transaction<'_>, r: &NewResult, amend: bool) -> Result<Recorded> {
-    let (leaf, hypothesis): (Option<String>, i64) = tx
-        .query_row("SELECT leaf, hypothesis_id FROM experiments WHERE id = ?1", [r.experiment.0], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?
-        .ok_or_else(|| LabError::usage(format!("no experiment {}", r.experiment)))?;
-    let previous: Option<(i64, String, String)> = tx
-        .query_row(
-            "SELECT id, verdict, created_at FROM results WHERE experiment_id = ?1 AND superseded_by IS NULL",
-            [r.experiment.0],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()?;
-    let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM results", [], |row| row.get(0))?;
-    if let Some((old, verdict, at)) = &previous {
-        if !amend {
-            return Err(LabError::refused(format!("{} already has a result ({verdict}, recorded {at})", r.experiment))
-                .hint("pass --amend to record a correction; the earlier result is kept")
-                .into());
-        }
-        // The foreign key is deferred: the new row exists by commit time.
-        tx.execute("UPDATE results SET superseded_by = ?1 WHERE id = ?2", params![id, old])?;
-        tx.execute("DELETE FROM metrics WHERE result_id = ?1", [old])?;
-    }
-    tx.execute(
-        "INSERT INTO results (id, experiment_id, leaf, verdict, metrics, mechanism, theory_revision, note, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            id,
-            r.experiment.0,
-            leaf,
-            r.verdict.as_str(),
-            Value::Object(r.metrics.clone()).to_string(),
-            r.mechanism.map(Mechanism::as_str),
-            r.theory_revision,
-            r.note,
-            r.created_at
-        ],
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (name, value) in &r.metrics {
-        insert.execute(params![id, r.experiment.0, leaf, r.verdict.as_str(), name, value.as_f64()])?;
-    }
-    let status = if r.verdict == Verdict::Crash { "crashed" } else { "finished" };
-    tx.execute(
-        "UPDATE experiments SET status = ?1, finished_at = COALESCE(finished_at, ?2) WHERE id = ?3",
-        params![status, r.created_at, r.experiment.0],
-    )?;
-    if let Some(mechanism) = r.mechanism {
-        tx.execute("UPDATE hypotheses SET status = ?1 WHERE id = ?2", params![mechanism.as_str(), hypothesis])?;
-    }
-    Ok(Recorded { id, amended: previous.is_some() })
 }

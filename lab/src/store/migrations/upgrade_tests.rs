@@ -1,0 +1,69 @@
+//! Migration 8 on a schema-7 database with history: provenance, amendments,
+//! comparisons and the chain are backfilled from the rows already there.
+
+use rusqlite::Connection;
+
+use super::*;
+
+#[test]
+fn a_seventh_schema_database_gets_sources_comparisons_and_a_chain() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    migrate_to(&mut conn, 7).unwrap();
+    conn.execute_batch(
+        "INSERT INTO hypotheses (id, title, mechanism, leaf, created_at) VALUES (1, 'h', 'm', 'toy', 't');
+         INSERT INTO experiments (id, hypothesis_id, leaf, host, started_at) VALUES
+             (1, 1, 'toy', 'h', 't'), (2, 1, 'toy', 'h', 't'), (3, 1, 'toy', 'h', 't'), (4, 1, 'toy', 'h', 't');
+         INSERT INTO runs (experiment_id, tier, seed, budget_s, wall_s, exit_reason, metric_source, frozen_lock_sha256,
+                           started_at, finished_at) VALUES
+             (1, 'full', 1, 1, 1, 'ok', 'harness', 'A', 't1', 't'), (2, 'full', 1, 1, 1, 'ok', 'harness', 'B', 't2', 't');
+         -- e1: the harness kept it. e2: the harness discarded it, then an agent typed a keep over it.
+         -- e3: typed by an agent, no run. e4: imported.
+         INSERT INTO results (id, experiment_id, leaf, verdict, metrics, note, created_at, superseded_by) VALUES
+             (1, 1, 'toy', 'keep', '{\"mae\": 0.5}', 'the baseline', 't', NULL),
+             (2, 2, 'toy', 'discard', '{\"mae\": 0.9}', 'gate fail', 't', 3),
+             (3, 2, 'toy', 'keep', '{\"mae\": 0.1}', NULL, 't', NULL),
+             (4, 3, 'toy', 'keep', '{\"mae\": 0.2}', NULL, 't', NULL),
+             (5, 4, 'toy', 'keep', '{\"mae\": 0.3}', 'imported from PraxLab x', 't', NULL);
+         INSERT INTO metrics (result_id, experiment_id, leaf, verdict, name, value) VALUES
+             (1, 1, 'toy', 'keep', 'mae', 0.5), (3, 2, 'toy', 'keep', 'mae', 0.1),
+             (4, 3, 'toy', 'keep', 'mae', 0.2), (5, 4, 'toy', 'keep', 'mae', 0.3);",
+    )
+    .unwrap();
+    migrate(&mut conn).unwrap();
+    let rows: Vec<(i64, String, Option<String>, Option<i64>)> = conn
+        .prepare("SELECT id, source, comparison, amends FROM results ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let row = |id, source: &str, comparison: Option<&str>, amends| {
+        (id, source.to_owned(), comparison.map(str::to_owned), amends)
+    };
+    assert_eq!(
+        rows,
+        [
+            row(1, "harness", Some("A"), None),
+            row(2, "harness", Some("B"), None),
+            row(3, "agent", Some("B"), Some(2)),
+            row(4, "agent", None, None),
+            row(5, "agent", None, None),
+        ]
+    );
+    let comparisons: Vec<(String, String, i64)> = conn
+        .prepare("SELECT key, files, experiment_id FROM comparisons ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(comparisons, [("A".to_owned(), "null".to_owned(), 1), ("B".to_owned(), "null".to_owned(), 2)]);
+    let report = crate::store::verify::verify(&conn, None).unwrap();
+    let rows_check = &report.checks[1];
+    assert_eq!((report.checks[0].findings.len(), rows_check.findings.len()), (0, 0), "{report:?}");
+    assert_eq!(report.head.seq, 1 + 4 + 5 + 2 + 2, "hypotheses, experiments, results, runs, comparisons");
+    // The typed keep over the harness's discard is flagged, not laundered by the migration.
+    let provenance: Vec<&str> = report.checks[3].findings.iter().map(|f| f.kind).collect();
+    assert_eq!(provenance, ["agent-on-harness", "rewritten"]);
+}
