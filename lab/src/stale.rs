@@ -23,10 +23,11 @@ pub fn stale_reason(row: &HistoryRow, now: Timestamp, host: &str, default_after:
     if row.status != "running" {
         return None;
     }
-    if row.watch_pid && row.host == host {
-        if let Some(pid) = row.pid.filter(|&p| p > 0 && !process_alive(p as i32)) {
-            return Some(format!("process {pid} is gone"));
-        }
+    if row.watch_pid
+        && row.host == host
+        && let Some(pid) = row.pid.filter(|&p| p > 0 && !process_alive(p as i32))
+    {
+        return Some(format!("process {pid} is gone"));
     }
     let started: Timestamp = row.started_at.parse().ok()?;
     let allowed = match row.budget_s {

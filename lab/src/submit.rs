@@ -15,17 +15,17 @@ use serde::Deserialize;
 use tempfile::NamedTempFile;
 
 use crate::error::LabError;
+use crate::evidence;
 use crate::fingerprint;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
-use crate::root::LabRoot;
-use crate::evidence;
 use crate::lifecycle::inputs;
-use crate::supervisor::prepared::{self, SUBMISSION};
+use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::records;
 use crate::store::runs;
 use crate::store::submissions::{self, Submission};
+use crate::supervisor::prepared::{self, SUBMISSION};
 
 /// What the frozen `submission.rows` function returned.
 #[derive(Debug, Deserialize)]
@@ -52,12 +52,12 @@ pub fn submit(
     if leaf.manifest.submission.is_none() {
         return Err(LabError::usage(format!("leaf `{}` declares no submission in leaf.yaml", leaf.name())).into());
     }
-    if let Some(window) = if_idle {
-        if let Some((experiment, kept_at)) = submissions::last_keep(store.conn(), leaf.name())? {
-            let age = kept_at.parse::<Timestamp>().map(|t| Timestamp::now().duration_since(t).unsigned_abs());
-            if age.is_ok_and(|age| age < window) {
-                return Ok(Outcome::Skipped { experiment, kept_at });
-            }
+    if let Some(window) = if_idle
+        && let Some((experiment, kept_at)) = submissions::last_keep(store.conn(), leaf.name())?
+    {
+        let age = kept_at.parse::<Timestamp>().map(|t| Timestamp::now().duration_since(t).unsigned_abs());
+        if age.is_ok_and(|age| age < window) {
+            return Ok(Outcome::Skipped { experiment, kept_at });
         }
     }
     let metric = &leaf.manifest.metric;

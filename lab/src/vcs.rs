@@ -178,8 +178,13 @@ pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
             .map(|b| b.content().to_vec());
         let path = file.path.as_path();
         let (old_path, new_path) = (old.as_ref().map(|_| path), file.bytes.as_ref().map(|_| path));
-        let mut patch =
-            git2::Patch::from_buffers(old.as_deref().unwrap_or_default(), old_path, file.bytes.as_deref().unwrap_or_default(), new_path, None)?;
+        let mut patch = git2::Patch::from_buffers(
+            old.as_deref().unwrap_or_default(),
+            old_path,
+            file.bytes.as_deref().unwrap_or_default(),
+            new_path,
+            None,
+        )?;
         text.extend_from_slice(&patch.to_buf()?);
     }
     Ok(String::from_utf8_lossy(&text).into_owned())

@@ -170,13 +170,10 @@ fn lock_json_lists_every_frozen_file_with_its_change_and_sha256() {
 
     lab.write("leaves/ok/notes.txt", "frozen notes\n");
     let manifest = fs::read_to_string(lab.path("leaves/ok/leaf.yaml")).unwrap();
-    lab.write(
-        "leaves/ok/leaf.yaml",
-        &manifest.replace(r#"frozen: ["evaluate.py"]"#, r#"frozen: ["evaluate.py", "*.txt"]"#),
-    );
+    lab.write("leaves/ok/leaf.yaml", &manifest.replace(r#"frozen: ["data.py"]"#, r#"frozen: ["data.py", "*.txt"]"#));
     let grown = lab.json(&["lock", "ok"]);
     assert_eq!((grown["written"].clone(), grown["changed"].clone()), (json!(true), json!(2)));
-    let expected = [("evaluate.py", "unchanged"), ("leaf.yaml", "changed"), ("notes.txt", "added")];
+    let expected = [("data.py", "unchanged"), ("leaf.yaml", "changed"), ("notes.txt", "added")];
     assert_eq!(statuses(&grown), expected.map(|(p, s)| (p.to_owned(), s.to_owned())));
     let written = locked(&lab, "ok");
     let shas: Vec<&str> = grown["files"].as_array().unwrap().iter().map(|f| f["sha256"].as_str().unwrap()).collect();
@@ -188,8 +185,8 @@ fn lock_json_lists_every_frozen_file_with_its_change_and_sha256() {
     assert_eq!(removed, json!({"path": "notes.txt", "status": "removed", "sha256": null}));
     assert_eq!(locked(&lab, "ok").len(), 2);
 
-    fs::write(lab.path("leaves/ok/evaluate.py"), "tampered\n").unwrap();
-    assert_eq!(lab.ok(&["lock", "ok"]), "changed evaluate.py\n", "the plain output is unchanged");
+    fs::write(lab.path("leaves/ok/data.py"), "tampered\n").unwrap();
+    assert_eq!(lab.ok(&["lock", "ok"]), "changed data.py\n", "the plain output is unchanged");
     fails_quietly(&lab, &["lock", "no-such-leaf"], 2);
 }
 

@@ -71,7 +71,7 @@ fn a_new_leaf_passes_check_once_its_task_is_described() {
     assert!(stdout.trim_end().ends_with("leaves/demo"), "{stdout}");
     assert_eq!(
         tree(&lab.path("leaves/demo")),
-        ["evaluate.py", "leaf.lock", "leaf.yaml", "program.md", "requirements.txt", "train.py"]
+        ["leaf.lock", "leaf.yaml", "prepare.py", "program.md", "requirements.txt", "train.py"]
     );
     let (code, rows, _) = check(&lab, &["demo"]);
     assert_eq!(code, 1);
@@ -258,7 +258,7 @@ fn check_reports_every_problem_at_once() {
     let program = lab.path("leaves/demo/program.md");
     fs::write(&program, fs::read_to_string(&program).unwrap().replace("## 5. Levers worth pulling", "## 5. Ideas"))
         .unwrap();
-    fs::remove_file(lab.path("leaves/demo/evaluate.py")).unwrap();
+    fs::remove_file(lab.path("leaves/demo/prepare.py")).unwrap();
     let (code, rows, stderr) = check(&lab, &["demo"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("check failed"), "{stderr}");
@@ -268,9 +268,9 @@ fn check_reports_every_problem_at_once() {
         "section `## 5. Levers worth pulling` is missing",
         "placeholder",
         "mutable glob `model/*.py` matches no file",
-        "frozen glob `evaluate.py` matches no file",
-        "entry.evaluate module `evaluate` has no file `evaluate.py`",
-        "`evaluate.py` is locked but missing",
+        "frozen glob `prepare.py` matches no file",
+        "entry.data module `prepare` has no file `prepare.py`",
+        "`prepare.py` is locked but missing",
         "`leaf.yaml` changed since the lock",
         "`program.md` changed since the lock",
         "python.requires is empty",

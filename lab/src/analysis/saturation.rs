@@ -16,13 +16,13 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::evidence;
 use crate::error::LabError;
+use crate::evidence;
 use crate::gate::{self, MetricKind};
 use crate::ids::ExperimentId;
 use crate::leaf::{Leaf, discover};
-use crate::root::LabRoot;
 use crate::lifecycle::inputs;
+use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::candidates::{self, ScoredRun};
 use crate::store::runs;

@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf;
-use crate::output::{self, format_number};
 use crate::lifecycle::baseline::{self, BaselineOptions};
+use crate::output::{self, format_number};
 
 /// Rerun the leader's committed code under new seeds and store the spread of its metric.
 ///

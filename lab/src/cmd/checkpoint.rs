@@ -5,8 +5,8 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
-use crate::output;
 use crate::lifecycle::checkpoint;
+use crate::output;
 
 /// Write `.lab/checkpoints/NAME.md`: the leader and its metric, the noise
 /// estimate, the held-out score (a counted read of the held-out split), the

@@ -8,8 +8,8 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::ExperimentId;
 use crate::leaf::{self, Leaf};
-use crate::output::{FormatArgs, Report, Table};
 use crate::lifecycle::{inputs, judge};
+use crate::output::{FormatArgs, Report, Table};
 use crate::store::gate as records;
 
 /// The honest improvement of an experiment over the current leader: its

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
-use crate::output::{FormatArgs, Report, Table};
 use crate::lifecycle::{heldout, inputs};
+use crate::output::{FormatArgs, Report, Table};
 
 /// Score the leader (and the first baseline) on the held-out split that no
 /// keep decision reads, and say whether the validation gain transferred.

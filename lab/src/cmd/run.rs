@@ -9,8 +9,8 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::leaf;
-use crate::output::{self, format_number};
 use crate::lifecycle::{self, RunOptions, RunSummary};
+use crate::output::{self, format_number};
 use crate::supervisor::ExitReason;
 
 /// Run a leaf's code under its budget; the harness produces the metric and records the result.

@@ -7,8 +7,8 @@ use serde_json::json;
 use crate::analysis::saturation::{self, Saturation};
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
-use crate::output::{FormatArgs, Report, Table};
 use crate::lifecycle::inputs;
+use crate::output::{FormatArgs, Report, Table};
 
 /// Correlation of each recent candidate's val predictions with the leader's, and the verdict.
 ///

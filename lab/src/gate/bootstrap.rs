@@ -204,7 +204,7 @@ mod tests {
         // Dyadic offsets keep every error exact: the leader is off by 0.5 and
         // the candidate by 0.25 on every item, alternating sides.
         let y: Vec<f64> = (0..40).map(|i| f64::from(i * 7 % 13)).collect();
-        let side = |i: usize| if i % 2 == 0 { 1.0 } else { -1.0 };
+        let side = |i: usize| if i.is_multiple_of(2) { 1.0 } else { -1.0 };
         let lead: Vec<f64> = y.iter().enumerate().map(|(i, v)| v + 0.5 * side(i)).collect();
         let cand: Vec<f64> = y.iter().enumerate().map(|(i, v)| v - 0.25 * side(i)).collect();
         let est = paired_bootstrap(MetricKind::Mae, &y, &lead, &cand, OPTIONS).unwrap();

@@ -31,7 +31,7 @@ pub fn log_softmax(logits: &[f32], out: &mut [f64]) {
 /// `logits` is `(rows, positions, vocab)` and `targets` `(rows, positions)`, flat.
 /// Items are split over the machine's cores.
 pub fn bits_per_byte(logits: &[f32], targets: &[i64], rows: usize, vocab: usize) -> Result<Vec<f64>, LmError> {
-    let positions = if rows == 0 { 0 } else { targets.len() / rows };
+    let positions = targets.len().checked_div(rows).unwrap_or(0);
     let expected = rows * positions * vocab;
     if logits.len() != expected || targets.len() != rows * positions || vocab == 0 {
         return Err(LmError::Shape { got: logits.len(), rows, positions, vocab, expected });

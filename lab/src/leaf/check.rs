@@ -81,7 +81,9 @@ fn check_program(dir: &Path, manifest: Option<&Manifest>, problems: &mut Vec<Str
         Ok(text) => problems.extend(program::problems(&text)),
         Err(e) => problems.push(format!("{}: cannot read: {e}", program::FILE)),
     }
-    let frozen = manifest.and_then(|m| FileSets::new(&m.files, &m.sealed.leaf).ok()).map(|s| s.is_frozen(Path::new(program::FILE)));
+    let frozen = manifest
+        .and_then(|m| FileSets::new(&m.files, &m.sealed.leaf).ok())
+        .map(|s| s.is_frozen(Path::new(program::FILE)));
     if frozen == Some(false) {
         problems
             .push(format!("{}: must be frozen (list it in files.frozen): it is the agent's program", program::FILE));

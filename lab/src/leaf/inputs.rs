@@ -163,7 +163,8 @@ inputs: {inputs}
         Manifest::parse_unchecked(&text, Path::new("leaf.yaml")).unwrap()
     }
 
-    const ARTIFACT: &str = "{ mode: artifact, data: 'prepare:data', train: 'train:train', infer: 'train:infer', score: 'evaluate:score' }";
+    const ARTIFACT: &str =
+        "{ mode: artifact, data: 'prepare:data', train: 'train:train', infer: 'train:infer', score: 'evaluate:score' }";
 
     #[test]
     fn good_inputs_have_no_problems_and_round_trip() {

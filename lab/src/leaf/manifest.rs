@@ -269,21 +269,27 @@ impl TryFrom<RawEntry> for Entry {
                  them; see CONTRIBUTING.md"
             ));
         }
-        let (mode, needed, foreign): (&str, Vec<(&str, &Option<String>)>, Vec<(&str, bool)>) = match raw.mode {
+        // The keys a mode needs, and the keys of the other mode that must be absent.
+        type Keys<'a> = (Vec<(&'static str, &'a Option<String>)>, Vec<(&'static str, bool)>);
+        let (mode, (needed, foreign)): (&str, Keys<'_>) = match raw.mode {
             Mode::Artifact => (
                 "artifact",
-                vec![("data", &raw.data), ("train", &raw.train), ("infer", &raw.infer)],
-                vec![("predict", raw.predict.is_some())],
+                (
+                    vec![("data", &raw.data), ("train", &raw.train), ("infer", &raw.infer)],
+                    vec![("predict", raw.predict.is_some())],
+                ),
             ),
             _ => (
                 "predictions",
-                vec![("data", &raw.data), ("predict", &raw.predict)],
-                vec![
-                    ("train", raw.train.is_some()),
-                    ("infer", raw.infer.is_some()),
-                    ("score", raw.score.is_some()),
-                    ("probe", raw.probe.is_some()),
-                ],
+                (
+                    vec![("data", &raw.data), ("predict", &raw.predict)],
+                    vec![
+                        ("train", raw.train.is_some()),
+                        ("infer", raw.infer.is_some()),
+                        ("score", raw.score.is_some()),
+                        ("probe", raw.probe.is_some()),
+                    ],
+                ),
             ),
         };
         if let Some((key, _)) = foreign.iter().find(|(_, present)| *present) {
@@ -382,10 +388,11 @@ impl Manifest {
     pub fn parse_unchecked(text: &str, origin: &Path) -> Result<Self, LabError> {
         serde_norway::from_str(text).map_err(|e| {
             let mut message = e.to_string();
-            if message.starts_with(ENTRY_ERROR) && !message.contains(" at line ") {
-                if let Some(line) = text.lines().position(|l| l.starts_with("entry:")) {
-                    message.push_str(&format!(" at line {}", line + 1));
-                }
+            if message.starts_with(ENTRY_ERROR)
+                && !message.contains(" at line ")
+                && let Some(line) = text.lines().position(|l| l.starts_with("entry:"))
+            {
+                message.push_str(&format!(" at line {}", line + 1));
             }
             LabError::usage(format!("invalid `{}`: {message}", origin.display()))
         })

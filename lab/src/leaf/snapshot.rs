@@ -92,7 +92,14 @@ pub fn take(leaf: &Leaf, code: &Path, frozen: &Path) -> Result<Snapshot> {
             std::fs::create_dir_all(target.parent().expect("below the snapshot root"))?;
             std::fs::write(&target, &bytes).with_context(|| format!("cannot write `{}`", target.display()))?;
         }
-        files.push(SnapFile { path: role.path.clone(), sha256, mutable: role.mutable, frozen: role.frozen, sealed, bytes });
+        files.push(SnapFile {
+            path: role.path.clone(),
+            sha256,
+            mutable: role.mutable,
+            frozen: role.frozen,
+            sealed,
+            bytes,
+        });
     }
     std::fs::create_dir_all(code)?;
     std::fs::create_dir_all(frozen)?;

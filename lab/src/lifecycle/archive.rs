@@ -14,10 +14,10 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 
 use super::decide::Decision;
-use crate::supervisor::pipeline::TierRun;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
 use crate::store::records::{Metrics, Verdict};
+use crate::supervisor::pipeline::TierRun;
 
 pub const DIR: &str = "_archive";
 

@@ -17,16 +17,16 @@ use serde::Serialize;
 use super::inputs;
 use super::integrity;
 use super::session::{host, new_run};
-use crate::leaf::snapshot;
-use crate::supervisor::pipeline::{TierPlan, run_tier};
 use crate::error::LabError;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
+use crate::leaf::snapshot;
 use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::gate::{self as records, Baseline};
 use crate::store::records::now;
 use crate::store::runs::{self, Tier};
+use crate::supervisor::pipeline::{TierPlan, run_tier};
 
 #[derive(Debug, Clone)]
 pub struct BaselineOptions {

@@ -13,17 +13,17 @@ use anyhow::Result;
 
 use super::judge::{self, Judgement};
 use super::session::RunOptions;
-use crate::sandbox::Status;
-use crate::supervisor::pipeline::TierRun;
 use crate::gate::Verdict as GateVerdict;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
 use crate::output::format_number;
+use crate::sandbox::Status;
 use crate::store::Store;
 use crate::store::gate::StoredReport;
 use crate::store::queries;
 use crate::store::records::Verdict;
 use crate::store::runs::{Leader, Tier};
+use crate::supervisor::pipeline::TierRun;
 
 #[derive(Debug, Clone)]
 pub struct Decision {

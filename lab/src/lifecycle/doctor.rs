@@ -12,7 +12,7 @@ use crate::leaf::manifest::DevicePreference;
 use crate::supervisor::env::{self, BUILD_PYTHON_PREFIX, BUILD_PYTHON_VERSION};
 use crate::supervisor::launch::{self, Limits};
 use crate::supervisor::outcome::classify;
-use crate::supervisor::pipeline::{LOG_CAP, FILE_CAP, log_tail};
+use crate::supervisor::pipeline::{FILE_CAP, LOG_CAP, log_tail};
 use crate::supervisor::progress::Progress;
 use crate::supervisor::protocol::{Event, Role, WorkerSpec};
 
@@ -51,7 +51,11 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
         device: DevicePreference::Auto,
         settings: Map::new(),
         inputs: Vec::new(),
-        sandbox: Some(crate::sandbox::Policy { read_all: true, write: vec![scratch.path().to_path_buf()], ..Default::default() }),
+        sandbox: Some(crate::sandbox::Policy {
+            read_all: true,
+            write: vec![scratch.path().to_path_buf()],
+            ..Default::default()
+        }),
         file_limit: FILE_CAP,
     };
     let spec_path = scratch.path().join("doctor.json");
@@ -59,7 +63,14 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
     let env = env::worker_env(&spec, venv.as_ref(), scratch.path(), None);
     let log = std::fs::File::create(&log_path)?;
     let limits = Limits { deadline: Instant::now() + BUDGET, log_bytes: LOG_CAP };
-    let run = launch::launch(&spec_path, &env, scratch.path(), &log, limits, &mut Progress::new(false, String::new(), BUDGET))?;
+    let run = launch::launch(
+        &spec_path,
+        &env,
+        scratch.path(),
+        &log,
+        limits,
+        &mut Progress::new(false, String::new(), BUDGET),
+    )?;
     let python = run.events.iter().find_map(|e| match e {
         Event::Info { info } => Some(info.clone()),
         _ => None,

@@ -189,7 +189,8 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
     let (leaf, experiment) = (&job.leaf, job.experiment);
     let layout = lab.layout();
     let run_dir = layout.run(experiment);
-    let mut host = host(lab, leaf, &run_dir, &job.compared, job.snapshot.clone(), opts.quiet, job.seed, &run_dir.log())?;
+    let mut host =
+        host(lab, leaf, &run_dir, &job.compared, job.snapshot.clone(), opts.quiet, job.seed, &run_dir.log())?;
     let mut last: Option<TierRun> = None;
     for &(tier, budget) in &job.tiers {
         let result = run_tier(&host, &tier_plan(job, &run_dir, tier, budget, tier.as_str()))?;
@@ -264,7 +265,10 @@ pub(super) fn host(
     let venv = env::find_venv(Some(&lab.dir))?;
     let module_dir = env::write_child_module(&run_dir.python_module())?;
     std::fs::create_dir_all(run_dir.root())?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
         .with_context(|| format!("cannot open `{}`", log_path.display()))?;
     Ok(Host {
         policy: policy::Base::new(venv.as_ref(), &module_dir, &leaf.manifest.sealed.site_packages),

@@ -32,10 +32,8 @@ pub(crate) fn run(py: Python<'_>, lab: &Bound<'_, PyModule>, role: &Role) -> PyR
             harness.call_method1("infer", (lab, infer, eval, path(out)))?;
         }
         Role::Score { score, splits, out } => {
-            let splits: Vec<(String, String, String, String)> = splits
-                .iter()
-                .map(|s| (s.split.clone(), path(&s.inputs), path(&s.outputs), path(&s.targets)))
-                .collect();
+            let splits: Vec<(String, String, String, String)> =
+                splits.iter().map(|s| (s.split.clone(), path(&s.inputs), path(&s.outputs), path(&s.targets))).collect();
             harness.call_method1("score", (lab, score, splits, path(out)))?;
         }
         Role::Doctor => doctor(py)?,

@@ -162,7 +162,12 @@ pub fn write_child_module(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Every variable of a worker (and its keeper), built from nothing.
-pub fn worker_env(spec: &WorkerSpec, venv: Option<&Venv>, scratch: &Path, artifact: Option<&Path>) -> Vec<(String, String)> {
+pub fn worker_env(
+    spec: &WorkerSpec,
+    venv: Option<&Venv>,
+    scratch: &Path,
+    artifact: Option<&Path>,
+) -> Vec<(String, String)> {
     let mut path = String::new();
     if let Some(venv) = venv {
         path.push_str(&format!("{}:", venv.dir.join("bin").display()));
@@ -240,11 +245,8 @@ mod tests {
 
     #[test]
     fn the_child_module_offers_what_the_worker_module_offers() {
-        let defined: Vec<&str> = CHILD_MODULE
-            .lines()
-            .filter_map(|l| l.strip_prefix("def "))
-            .filter_map(|l| l.split('(').next())
-            .collect();
+        let defined: Vec<&str> =
+            CHILD_MODULE.lines().filter_map(|l| l.strip_prefix("def ")).filter_map(|l| l.split('(').next()).collect();
         let mut defined = defined;
         defined.sort_unstable();
         let mut offered = super::super::protocol::LAB_FUNCTIONS.to_vec();

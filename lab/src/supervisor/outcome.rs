@@ -119,7 +119,10 @@ pub fn classify(run: &Supervised, what: &str, budget_text: &str) -> Outcome {
             }
             Termination::Signaled { signal } => (
                 ExitReason::Signal,
-                format!("killed by {}", Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string())),
+                format!(
+                    "killed by {}",
+                    Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.to_string())
+                ),
             ),
         },
     };

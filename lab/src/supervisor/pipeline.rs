@@ -24,10 +24,10 @@ use super::outcome::{ExitReason, Outcome, classify};
 use super::policy;
 use super::prepared::{self, Prepared, SCORED};
 use super::probes;
-use super::shm;
 use super::progress::Progress;
 use super::protocol::{Event, Role, ScoreSplit, SplitFile, WorkerSpec};
 use super::scoring::{self, Failure, Scored};
+use super::shm;
 use crate::gate::Scorer;
 use crate::layout::{Layout, RunDir, TierDir};
 use crate::leaf::Leaf;
@@ -111,8 +111,10 @@ struct Tally {
 
 pub fn run_tier(host: &Host, plan: &TierPlan) -> Result<TierRun> {
     let started_at = records::now();
-    std::fs::create_dir_all(plan.dir.root()).with_context(|| format!("cannot create `{}`", plan.dir.root().display()))?;
-    let mut tally = Tally { wall: Duration::ZERO, teardown: None, sandbox: None, environment: None, artifact: Vec::new() };
+    std::fs::create_dir_all(plan.dir.root())
+        .with_context(|| format!("cannot create `{}`", plan.dir.root().display()))?;
+    let mut tally =
+        Tally { wall: Duration::ZERO, teardown: None, sandbox: None, environment: None, artifact: Vec::new() };
     let smoke = plan.tier == Tier::Smoke;
     let prepared = match prepare(host, plan, smoke, &mut tally)? {
         Ok(prepared) => prepared,
@@ -164,7 +166,8 @@ fn predictions(
     };
     let reads = [prepared.dir.train(), prepared.dir.eval()];
     let policy = confined(host, &host.snapshot.code, &reads, &[&out]);
-    let run = start(host, plan, "predict", role, &host.snapshot.code, plan.budget, plan.tier == Tier::Smoke, policy, tally)?;
+    let run =
+        start(host, plan, "predict", role, &host.snapshot.code, plan.budget, plan.tier == Tier::Smoke, policy, tally)?;
     note_sandbox(&run, tally);
     let outcome = classify(&run, "predict", &text(plan.budget));
     if !outcome.ok() {
@@ -195,9 +198,16 @@ fn artifact(
     tally.artifact = fingerprint_dir("artifact", &artifact)?;
     let frozen = is_frozen_module(host, infer);
     let code = if frozen { &host.snapshot.frozen } else { &host.snapshot.code };
-    let eval: Vec<SplitFile> = prepared.eval_inputs().into_iter().filter(|f| SCORED.contains(&f.split.as_str())).collect();
+    let eval: Vec<SplitFile> =
+        prepared.eval_inputs().into_iter().filter(|f| SCORED.contains(&f.split.as_str())).collect();
     let budget = host.leaf.manifest.budget.infer();
-    let role = Role::Infer { infer: infer.to_owned(), frozen, eval: eval.clone(), artifact: artifact.clone(), out: out.clone() };
+    let role = Role::Infer {
+        infer: infer.to_owned(),
+        frozen,
+        eval: eval.clone(),
+        artifact: artifact.clone(),
+        out: out.clone(),
+    };
     let policy = confined(host, code, &[prepared.dir.eval(), artifact.clone()], &[&out]);
     let run = start(host, plan, "infer", role, code, budget, smoke, policy, tally)?;
     note_sandbox(&run, tally);
@@ -265,7 +275,13 @@ fn causal_probe(
 }
 
 /// The frozen `score` on every scored split; the directory it wrote its lists into.
-fn frozen_score(host: &Host, plan: &TierPlan, prepared: &Prepared, score: &str, tally: &mut Tally) -> Result<Result<PathBuf, Outcome>> {
+fn frozen_score(
+    host: &Host,
+    plan: &TierPlan,
+    prepared: &Prepared,
+    score: &str,
+    tally: &mut Tally,
+) -> Result<Result<PathBuf, Outcome>> {
     let out = plan.dir.root().join("score.out");
     std::fs::create_dir_all(&out)?;
     let splits: Vec<ScoreSplit> = prepared
@@ -273,7 +289,10 @@ fn frozen_score(host: &Host, plan: &TierPlan, prepared: &Prepared, score: &str, 
         .into_iter()
         .filter_map(|f| {
             let targets = prepared.targets(&f.split)?;
-            let outputs = ["npy", "json"].iter().map(|e| plan.dir.outputs().join(format!("{}.{e}", f.split))).find(|p| p.is_file())?;
+            let outputs = ["npy", "json"]
+                .iter()
+                .map(|e| plan.dir.outputs().join(format!("{}.{e}", f.split)))
+                .find(|p| p.is_file())?;
             Some(ScoreSplit { split: f.split, inputs: f.path, outputs, targets })
         })
         .collect();
@@ -346,10 +365,12 @@ fn start(
         file_limit: FILE_CAP,
     };
     let spec_path = plan.dir.spec(name);
-    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?).with_context(|| format!("cannot write `{}`", spec_path.display()))?;
+    std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)
+        .with_context(|| format!("cannot write `{}`", spec_path.display()))?;
     let env = env::worker_env(&spec, host.venv.as_ref(), &scratch, artifact.as_deref());
     if tally.environment.is_none() && spec.sandbox.as_ref().is_none_or(|p| !p.read_all) {
-        tally.environment = Some(serde_json::Value::Object(env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()));
+        tally.environment =
+            Some(serde_json::Value::Object(env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()));
     }
     let label = format!("{} {}", plan.label, plan.tier.as_str());
     header(host, &format!("{label}: {name} (budget {}, seed {})", text(budget), host.seed));
@@ -370,7 +391,10 @@ fn start(
         tally.teardown = supervised.teardown;
     }
     if supervised.stragglers > 0 {
-        header(host, &format!("{label}: {name}: {} process(es) still running after it ended were killed", supervised.stragglers));
+        header(
+            host,
+            &format!("{label}: {name}: {} process(es) still running after it ended were killed", supervised.stragglers),
+        );
     }
     Ok(supervised)
 }

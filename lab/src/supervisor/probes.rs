@@ -43,8 +43,9 @@ impl Tokens {
         if let Ok(a) = ndarray_npy::read_npy::<_, Array2<u8>>(path) {
             return Ok(Self::U8(a));
         }
-        let a = ndarray_npy::read_npy::<_, Array2<i64>>(path)
-            .with_context(|| format!("causal probes need integer token rows (N, T) as .npy (uint8 or int64): `{}`", path.display()))?;
+        let a = ndarray_npy::read_npy::<_, Array2<i64>>(path).with_context(|| {
+            format!("causal probes need integer token rows (N, T) as .npy (uint8 or int64): `{}`", path.display())
+        })?;
         Ok(Self::I64(a))
     }
 
@@ -133,7 +134,8 @@ pub fn plan(val: &Tokens, seed: u64) -> Result<(Tokens, Vec<Pair>)> {
     let mut pairs = Vec::new();
     for (i, &(row, twin)) in shuffled.iter().enumerate() {
         if let Some((cut, _)) = twin {
-            let original_at = shuffled.iter().position(|&(r, t)| r == row && t.is_none()).expect("each twin has its original");
+            let original_at =
+                shuffled.iter().position(|&(r, t)| r == row && t.is_none()).expect("each twin has its original");
             pairs.push(Pair { row, original_at, twin_at: i, cut });
         }
     }

@@ -37,7 +37,12 @@ pub struct Scored {
 /// Predictions mode: `out/val.npy` against the val targets on the primary
 /// metric and `metric.also`; every predictions file and the targets
 /// fingerprinted; the primary metric's per-sample errors written for the gate.
-pub fn score_predictions(metric: &MetricSpec, prepared: &Prepared, out: &Path, scores: &Path) -> Result<Result<Scored, Failure>> {
+pub fn score_predictions(
+    metric: &MetricSpec,
+    prepared: &Prepared,
+    out: &Path,
+    scores: &Path,
+) -> Result<Result<Scored, Failure>> {
     let mut scored = Scored::default();
     for (split, path) in saved_outputs(out) {
         let len = read_flat(&path).ok().map(|a| a.len());
@@ -67,7 +72,8 @@ pub fn score_predictions(metric: &MetricSpec, prepared: &Prepared, out: &Path, s
     if let Ok(errors) = gate::per_sample_errors(primary, y, p) {
         let path = scores.join("val.npy");
         std::fs::create_dir_all(scores)?;
-        ndarray_npy::write_npy(&path, &Array1::from(errors)).with_context(|| format!("cannot write `{}`", path.display()))?;
+        ndarray_npy::write_npy(&path, &Array1::from(errors))
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
         scored.files.push(file_record("errors", "val".to_owned(), &path, Some(y.len()))?);
     }
     Ok(Ok(scored))
@@ -112,10 +118,16 @@ pub fn read_scores(
         let path = from.join(format!("{split}.json"));
         let Ok(value) = std::fs::read(&path).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?))
         else {
-            return Ok(Err((ExitReason::InvalidOutput, format!("the frozen score wrote no readable scores for `{split}`"))));
+            return Ok(Err((
+                ExitReason::InvalidOutput,
+                format!("the frozen score wrote no readable scores for `{split}`"),
+            )));
         };
         let Value::Object(lists) = value else {
-            return Ok(Err((ExitReason::InvalidOutput, format!("score must return a dict of per-item lists for `{split}`"))));
+            return Ok(Err((
+                ExitReason::InvalidOutput,
+                format!("score must return a dict of per-item lists for `{split}`"),
+            )));
         };
         per_split.push((split, lists));
     }
@@ -168,7 +180,9 @@ fn means(lists: &Map<String, Value>, primary: &str, split: &str) -> Result<Metri
         return Err((ExitReason::MissingMetric, format!("no `{primary}` was scored on {split} (scored: {got})")));
     };
     let mut metrics = Metrics::new();
-    for (name, list) in std::iter::once((primary, first)).chain(lists.iter().filter(|(k, _)| *k != primary).map(|(k, v)| (k.as_str(), v))) {
+    for (name, list) in std::iter::once((primary, first))
+        .chain(lists.iter().filter(|(k, _)| *k != primary).map(|(k, v)| (k.as_str(), v)))
+    {
         let Some(values) = list.as_array().filter(|a| !a.is_empty()) else {
             return Err((ExitReason::InvalidOutput, format!("`{name}` on {split} is not a non-empty list of numbers")));
         };
@@ -176,8 +190,15 @@ fn means(lists: &Map<String, Value>, primary: &str, split: &str) -> Result<Metri
         for (i, v) in values.iter().enumerate() {
             match super::protocol::decode_number(v) {
                 Some(x) if x.is_finite() => sum += x,
-                Some(x) => return Err((ExitReason::NonFiniteMetric, format!("`{name}` on {split} is {x} at item {i}"))),
-                None => return Err((ExitReason::InvalidOutput, format!("`{name}` on {split} is not a number at item {i}: {v}"))),
+                Some(x) => {
+                    return Err((ExitReason::NonFiniteMetric, format!("`{name}` on {split} is {x} at item {i}")));
+                }
+                None => {
+                    return Err((
+                        ExitReason::InvalidOutput,
+                        format!("`{name}` on {split} is not a number at item {i}: {v}"),
+                    ));
+                }
             }
         }
         metrics.insert(name.to_owned(), encode_number(sum / values.len() as f64));
@@ -187,25 +208,43 @@ fn means(lists: &Map<String, Value>, primary: &str, split: &str) -> Result<Metri
 
 fn bits_per_byte(output: &Path, targets: &Path, split: &str) -> Result<Result<Value, Failure>> {
     let Ok(logits) = read_logits(output) else {
-        return Ok(Err((ExitReason::InvalidOutput, format!("no readable float logits for `{split}` (an .npy of shape (N, T, V))"))));
+        return Ok(Err((
+            ExitReason::InvalidOutput,
+            format!("no readable float logits for `{split}` (an .npy of shape (N, T, V))"),
+        )));
     };
     let targets: ArrayD<f64> = read_array(targets).context("cannot read the targets")?;
     let (shape, t_shape) = (logits.shape().to_vec(), targets.shape().to_vec());
     if shape.len() != 3 || t_shape.len() != 2 || shape[..2] != t_shape[..] {
-        return Ok(Err((ExitReason::InvalidOutput, format!("logits for `{split}` have shape {shape:?}; targets are {t_shape:?}, so (N, T, V) with N, T = {t_shape:?} was expected"))));
+        return Ok(Err((
+            ExitReason::InvalidOutput,
+            format!(
+                "logits for `{split}` have shape {shape:?}; targets are {t_shape:?}, so (N, T, V) with N, T = {t_shape:?} was expected"
+            ),
+        )));
     }
     let ids: Vec<i64> = targets.iter().map(|&t| t as i64).collect();
     let flat: Vec<f32> = logits.iter().copied().collect();
     match lm::bits_per_byte(&flat, &ids, shape[0], shape[2]) {
         Ok(bits) => Ok(Ok(Value::Array(bits.into_iter().map(encode_number).collect()))),
-        Err(e) => Ok(Err((if matches!(e, lm::LmError::NonFinite { .. }) { ExitReason::NonFiniteMetric } else { ExitReason::InvalidOutput }, format!("cannot score `{split}`: {e}")))),
+        Err(e) => Ok(Err((
+            if matches!(e, lm::LmError::NonFinite { .. }) {
+                ExitReason::NonFiniteMetric
+            } else {
+                ExitReason::InvalidOutput
+            },
+            format!("cannot score `{split}`: {e}"),
+        ))),
     }
 }
 
 /// A paired metric per item where it decomposes (else the whole-sample value for every item).
 fn paired(kind: MetricKind, output: &Path, targets: &Path, split: &str) -> Result<Result<Value, Failure>> {
     let Ok(p) = read_flat(output) else {
-        return Ok(Err((ExitReason::InvalidOutput, format!("no readable outputs for `{split}` (one number per item)"))));
+        return Ok(Err((
+            ExitReason::InvalidOutput,
+            format!("no readable outputs for `{split}` (one number per item)"),
+        )));
     };
     let y = read_flat(targets).context("cannot read the targets")?;
     let (y, p) = (y.as_slice().unwrap_or_default(), p.as_slice().unwrap_or_default());
@@ -245,7 +284,13 @@ fn record_targets(prepared: &Prepared, scored: &mut Scored) -> Result<()> {
     for split in SCORED {
         if let Some(path) = prepared.targets(split) {
             let sha256 = prepared.sha256_of(&path).context("targets outside the prepared manifest")?.to_owned();
-            scored.files.push(RunFile { kind: "labels", name: split.to_owned(), path: path.display().to_string(), sha256, len: None });
+            scored.files.push(RunFile {
+                kind: "labels",
+                name: split.to_owned(),
+                path: path.display().to_string(),
+                sha256,
+                len: None,
+            });
         }
     }
     Ok(())

@@ -43,7 +43,8 @@ fn entries() -> BTreeSet<(PathBuf, u64)> {
 fn held() -> BTreeSet<PathBuf> {
     let mut held = BTreeSet::new();
     let Ok(procs) = std::fs::read_dir("/proc") else { return held };
-    for proc in procs.flatten().filter(|p| p.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+    for proc in
+        procs.flatten().filter(|p| p.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
     {
         for fd in std::fs::read_dir(proc.path().join("fd")).into_iter().flatten().flatten() {
             if let Ok(target) = std::fs::read_link(fd.path())
@@ -53,7 +54,9 @@ fn held() -> BTreeSet<PathBuf> {
             }
         }
         if let Ok(maps) = std::fs::read_to_string(proc.path().join("maps")) {
-            held.extend(maps.lines().filter_map(|l| l.find(DIR).map(|i| PathBuf::from(l[i..].trim_end_matches(" (deleted)")))));
+            held.extend(
+                maps.lines().filter_map(|l| l.find(DIR).map(|i| PathBuf::from(l[i..].trim_end_matches(" (deleted)")))),
+            );
         }
     }
     held
