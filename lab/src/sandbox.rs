@@ -143,6 +143,11 @@ pub fn apply(policy: &Policy) -> Result<Status> {
 /// not read). Entries that are neither denied nor lead to a denied path are
 /// allowed whole.
 pub fn carve(root: &Path, deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    // Rules apply to what paths resolve to: compare resolved paths, so a venv
+    // reached through a link, or its `lib64 -> lib`, cannot open what is denied.
+    let resolve = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let root = &resolve(root);
+    let deny: Vec<PathBuf> = deny.iter().map(|d| resolve(d)).collect();
     let inside: Vec<&PathBuf> = deny.iter().filter(|d| d.starts_with(root)).collect();
     if inside.is_empty() {
         return (vec![root.to_path_buf()], Vec::new());
@@ -156,6 +161,13 @@ pub fn carve(root: &Path, deny: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
         for entry in entries.flatten() {
             let path = entry.path();
             if inside.iter().any(|d| **d == path) {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                let target = resolve(&path);
+                if !deny.iter().any(|d| d.starts_with(&target) || target.starts_with(d)) {
+                    allowed.push(path);
+                }
                 continue;
             }
             if inside.iter().any(|d| d.starts_with(&path)) {
@@ -185,12 +197,18 @@ mod tests {
             std::fs::write(root.join(file), "x").unwrap();
         }
         let site = root.join("site");
+        // A link to a directory on the way to a sealed path would open it whole: left out.
+        std::os::unix::fs::symlink(site.join("datamol"), site.join("alias")).unwrap();
+        std::os::unix::fs::symlink(site.join("numpy"), site.join("numpy-link")).unwrap();
         let deny = vec![site.join("pygments"), site.join("datamol/data/solubility.sdf")];
         let (allowed, listed) = carve(&site, &deny);
         let rel = |paths: Vec<PathBuf>| -> Vec<String> {
             paths.iter().map(|p| p.strip_prefix(&site).unwrap().display().to_string()).collect()
         };
-        assert_eq!(rel(allowed), ["datamol/__init__.py", "datamol/data/other.csv", "datamol/utils", "numpy"]);
+        assert_eq!(
+            rel(allowed),
+            ["datamol/__init__.py", "datamol/data/other.csv", "datamol/utils", "numpy", "numpy-link"]
+        );
         assert_eq!(rel(listed), ["", "datamol", "datamol/data"]);
         assert_eq!(carve(&site, &[root.join("elsewhere")]), (vec![site.clone()], vec![]), "nothing to carve");
     }

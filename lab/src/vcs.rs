@@ -190,6 +190,27 @@ pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
+/// The value of every `key: value` trailer line in the messages of HEAD's
+/// history, newest first, with its commit's id.
+pub fn trailers(dir: &Path, key: &str) -> Result<Vec<(String, String)>> {
+    let (repo, _) = open_workdir(dir)?;
+    let mut walk = repo.revwalk()?;
+    if walk.push_head().is_err() {
+        return Ok(Vec::new()); // no commit yet
+    }
+    let prefix = format!("{key}: ");
+    let mut found = Vec::new();
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        for line in commit.message().unwrap_or_default().lines() {
+            if let Some(value) = line.strip_prefix(&prefix) {
+                found.push((commit.id().to_string(), value.trim().to_owned()));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Put `paths` back as HEAD has them, in the working tree and the index: files
 /// HEAD has are checked out with force; files it does not have are removed.
 /// Nothing outside `paths` is touched.

@@ -284,31 +284,3 @@ fn a_stopped_supervisor_kills_its_run_and_records_it() {
     assert_eq!(alive, Err(nix::errno::Errno::ESRCH), "the grandchild outlived the stopped run");
     assert_eq!(query::<String>(&lab, "SELECT verdict FROM results WHERE experiment_id = 1"), "crash");
 }
-
-#[test]
-fn an_agents_loader_path_never_reaches_the_worker() {
-    // The pitfall measured in FACTS.md: Debian's libpython with the same soname
-    // as pyenv's, found first through LD_LIBRARY_PATH (which beats RUNPATH). A
-    // worker's environment is built from nothing, so neither that nor an
-    // injected library can load before the sandbox: the run uses the Python lab
-    // was built against.
-    let system = Path::new("/usr/lib/x86_64-linux-gnu");
-    let lab = lab_with(&["ok"]);
-    let inject = tempfile::tempdir().unwrap();
-    let sitecustomize = inject.path().join("sitecustomize.py");
-    std::fs::write(&sitecustomize, "raise SystemExit('sitecustomize ran in the worker')\n").unwrap();
-    let out = lab
-        .cmd(&["run", "ok", "--json", "-q"])
-        .env("LD_LIBRARY_PATH", system)
-        .env("PYTHONPATH", inject.path())
-        .env("PYTHONSTARTUP", &sitecustomize)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((s["exit_reason"].as_str(), s["value"].as_f64()), (Some("ok"), Some(0.25)), "{s:#}");
-    let env: String = query(&lab, "SELECT environment FROM runs WHERE experiment_id = 1");
-    let env: Value = serde_json::from_str(&env).unwrap();
-    assert!(env.get("LD_LIBRARY_PATH").is_none() && env.get("PYTHONSTARTUP").is_none(), "{env:#}");
-    assert!(!env["PYTHONPATH"].as_str().unwrap().contains(&inject.path().display().to_string()), "{env:#}");
-}

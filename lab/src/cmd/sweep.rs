@@ -10,7 +10,9 @@ use crate::store::queries::{self, HistoryQuery};
 use crate::store::records::{self, NewResult, Source, Verdict};
 
 /// Mark stale runs crashed: experiments still "running" whose process is gone or
-/// that are far past their budget. Reading commands only show them as stale.
+/// that are far past their budget, and end what is left of their processes (a
+/// supervisor killed together with its keeper leaves the leaf's code running).
+/// Reading commands only show them as stale.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// Show what would be marked, change nothing
@@ -31,7 +33,11 @@ pub fn run(ctx: &Ctx, args: SweepArgs) -> Result<()> {
             Some((r.experiment.parse().ok()?, reason))
         })
         .collect();
+    let mut ended = Vec::new();
     if !args.dry_run {
+        for (experiment, _) in &stale {
+            ended.push(crate::supervisor::keeper::end_leftovers(lab.layout().run(*experiment).root()));
+        }
         store.write(|tx| {
             for (experiment, reason) in &stale {
                 let result = NewResult {
@@ -51,8 +57,12 @@ pub fn run(ctx: &Ctx, args: SweepArgs) -> Result<()> {
         })?;
     }
     let mut table = Table::new(&["experiment", "reason", "action"]);
-    for (experiment, reason) in &stale {
-        let action = if args.dry_run { "would mark crashed" } else { "marked crashed" };
+    for (i, (experiment, reason)) in stale.iter().enumerate() {
+        let action = match ended.get(i) {
+            None => "would mark crashed".to_owned(),
+            Some(0) => "marked crashed".to_owned(),
+            Some(n) => format!("marked crashed, ended {n} process(es)"),
+        };
         table.push(vec![experiment.to_string().into(), reason.clone().into(), action.into()]);
     }
     table.write(args.output.format(), &mut std::io::stdout().lock())?;

@@ -7,14 +7,17 @@ use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::lifecycle::verify;
 use crate::output::{FormatArgs, Report, Table};
-use crate::store::verify;
 
 /// Check the records against their hash chain: every entry links to the one
 /// before, every row of the records matches what was hashed when it was
 /// written (a row edited, inserted or deleted behind lab's back is named, with
 /// the columns that differ), the metrics index mirrors the current results, and
-/// no agent-typed result replaced a harness verdict.
+/// no agent-typed result replaced a harness verdict. Then the evidence: every
+/// file of every kept run is re-hashed, every keep is re-scored from its stored
+/// outputs and targets, and the chain head written into each keep commit
+/// (`Lab-Chain:`) must still be in the chain.
 ///
 /// Prints each check with its verdict and findings, and the chain's head (an
 /// anchor to compare with later). Exits 3 when any check fails.
@@ -27,8 +30,8 @@ pub struct VerifyArgs {
 }
 
 pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
-    let (_, store) = ctx.open()?;
-    let report = verify::verify(store.conn(), args.leaf.as_deref())?;
+    let (lab, store) = ctx.open()?;
+    let report = verify::verify(&lab, &store, args.leaf.as_deref())?;
     let mut checks = Table::new(&["check", "verdict", "checked", "findings", "about"]);
     let mut findings = Table::new(&["check", "kind", "table", "row", "detail"]);
     for c in &report.checks {

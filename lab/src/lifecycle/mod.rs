@@ -9,7 +9,8 @@
 //! gate on recorded experiments), `flags` (seed-only and eval-only diffs),
 //! `archive` (what is left of discarded candidates), `baseline` (`lab
 //! baseline`'s reruns), `heldout` (the sealed held-out split and its read
-//! counter), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker).
+//! counter), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker),
+//! `verify` (`lab verify`'s checks of files, scores and commit anchors).
 
 pub mod archive;
 pub mod baseline;
@@ -22,5 +23,6 @@ pub mod inputs;
 pub mod integrity;
 pub mod judge;
 pub mod session;
+pub mod verify;
 
 pub use session::{RunOptions, RunSummary, run};

@@ -215,7 +215,7 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
         record_run(store, job, &last, host.seed, &run_dir.log())?;
         decision = decide::decide(store, leaf, opts, &last, &job.compared.key, experiment)?;
     }
-    let (commit, restored) = apply(job, opts, &decision, &last)?;
+    let (commit, restored) = apply(job, opts, &decision, &last, crate::store::chain::head(store.conn())?)?;
     let mut metrics = last.metrics.clone();
     let primary = &leaf.manifest.metric.name;
     let values = gate_records::full_values(store.conn(), experiment, primary)?;
@@ -468,12 +468,19 @@ fn candidate_patch(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot, run_dir:
     Ok(path)
 }
 
-/// Keep: commit the snapshot of the changed mutable files. Discard or crash:
+/// Keep: commit the snapshot of the changed mutable files, with the chain's
+/// head as an anchor. Discard or crash:
 /// restore each of them to HEAD, unless it changed during the run (an agent
 /// already editing the next candidate), which is left as it is. Only with
 /// `--decide`, and never after an environment failure: the candidate did not
 /// run at all. Returns the commit, and whether the files were restored.
-fn apply(job: &Job, opts: &RunOptions, decision: &Decision, last: &TierRun) -> Result<(Option<String>, bool)> {
+fn apply(
+    job: &Job,
+    opts: &RunOptions,
+    decision: &Decision,
+    last: &TierRun,
+    (seq, head): (i64, String),
+) -> Result<(Option<String>, bool)> {
     let (leaf, checked, experiment) = (&job.leaf, &job.checked, job.experiment);
     if !opts.decide || checked.mutable_changes.is_empty() || last.outcome.reason == ExitReason::Environment {
         return Ok((None, false));
@@ -482,7 +489,10 @@ fn apply(job: &Job, opts: &RunOptions, decision: &Decision, last: &TierRun) -> R
     if decision.verdict == Verdict::Keep {
         let metric = &leaf.manifest.metric.name;
         let value = last.metrics.get(metric).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
-        let message = format!("lab: keep {experiment} {metric}={value} ({})", job.hypothesis.1);
+        // The chain's head goes into the commit: a rebuilt chain no longer has it (`lab verify`).
+        let anchor = super::verify::ANCHOR;
+        let message =
+            format!("lab: keep {experiment} {metric}={value} ({})\n\n{anchor}: {seq} {head}", job.hypothesis.1);
         return Ok((Some(vcs::commit_contents(&checked.workdir, &contents, &message)?), false));
     }
     let (unchanged, edited): (Vec<&vcs::Content>, Vec<&vcs::Content>) =

@@ -93,11 +93,22 @@ fn check_interpreter(py: Python<'_>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let found = format!("{}.{}.{}", found.0, found.1, found.2);
     let prefix: String = sys.getattr("base_prefix").and_then(|p| p.extract()).unwrap_or_default();
-    match BUILD_PYTHON_VERSION {
-        Some(expected) if expected != found => Err(format!(
+    if let Some(expected) = BUILD_PYTHON_VERSION
+        && expected != found
+    {
+        return Err(format!(
             "this lab was built against Python {expected} ({}) but loaded Python {found} from `{prefix}`: \
              another libpython was found first (check LD_LIBRARY_PATH), or rebuild lab with PYO3_PYTHON set",
             BUILD_PYTHON_PREFIX.unwrap_or("?")
+        ));
+    }
+    // The right libpython with another installation's standard library (a venv made
+    // from another interpreter) fails later and obscurely: refuse it here.
+    let same = |a: &str, b: &str| std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok();
+    match BUILD_PYTHON_PREFIX {
+        Some(built) if !same(built, &prefix) => Err(format!(
+            "this lab was built against the Python at `{built}` but the worker's standard library came from \
+             `{prefix}`: make the venv from that interpreter (scripts/setup does), or point LAB_VENV at one"
         )),
         _ => Ok(()),
     }

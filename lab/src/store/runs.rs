@@ -248,6 +248,17 @@ fn best_kept(
     Ok(row.map(|(id, value)| Leader { experiment: ExperimentId(id).to_string(), value }))
 }
 
+/// Every current keep the harness recorded (of `leaf`, or of the whole lab), oldest first.
+pub fn harness_keeps(conn: &Connection, leaf: Option<&str>) -> Result<Vec<(ExperimentId, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.experiment_id, coalesce(r.leaf, '') FROM results r
+         WHERE r.superseded_by IS NULL AND r.verdict = 'keep' AND r.source = 'harness' AND (?1 IS NULL OR r.leaf = ?1)
+         ORDER BY r.experiment_id",
+    )?;
+    let rows = stmt.query_map([leaf], |r| Ok((ExperimentId(r.get(0)?), r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// One recorded run, as tests and read commands see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {

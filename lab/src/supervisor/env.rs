@@ -161,6 +161,13 @@ pub fn write_child_module(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The interpreter this binary was built against, when it is still there.
+fn build_python() -> Option<PathBuf> {
+    let bin = Path::new(BUILD_PYTHON_PREFIX?).join("bin");
+    let version = BUILD_PYTHON_VERSION?.rsplit_once('.').map(|(minor, _)| minor.to_owned())?;
+    [format!("python{version}"), "python3".to_owned()].iter().map(|n| bin.join(n)).find(|p| p.is_file())
+}
+
 /// Every variable of a worker (and its keeper), built from nothing.
 pub fn worker_env(
     spec: &WorkerSpec,
@@ -202,8 +209,10 @@ pub fn worker_env(
         ("LAB_SETTINGS".to_owned(), serde_json::Value::Object(spec.settings.clone()).to_string()),
         ("LAB_INPUTS".to_owned(), serde_json::Value::Object(inputs).to_string()),
     ];
-    if let Some(venv) = venv {
-        env.push(("PYTHONEXECUTABLE".to_owned(), venv.python().display().to_string()));
+    // The interpreter finds its prefix from this executable: the venv's, else the build's own.
+    let executable = venv.map(Venv::python).or_else(build_python);
+    if let Some(executable) = executable {
+        env.push(("PYTHONEXECUTABLE".to_owned(), executable.display().to_string()));
     }
     if let Some(artifact) = artifact {
         env.push(("LAB_ARTIFACT_DIR".to_owned(), artifact.display().to_string()));

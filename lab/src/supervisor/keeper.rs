@@ -155,6 +155,47 @@ fn kill_tree(group: Pid) -> usize {
     }
 }
 
+/// `lab sweep`'s last resort, for when a keeper died with its supervisor
+/// (both killed at once): kill every process whose command line names a path
+/// under `run_dir` (keepers and workers are started with their spec there) or
+/// whose working directory is under it (what the leaf's code started); returns
+/// how many were killed.
+pub fn end_leftovers(run_dir: &Path) -> usize {
+    let me = std::process::id() as i32;
+    let needle = run_dir.to_string_lossy().into_owned();
+    let mut killed = std::collections::BTreeSet::new();
+    let give_up = Instant::now() + KILL_LIMIT;
+    loop {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return killed.len() };
+        let found: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| pid != me)
+            .filter(|&pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+                String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.is_some_and(|c| c.starts_with(run_dir))
+            })
+            .filter(|pid| !killed.contains(pid) || alive_not_zombie(*pid))
+            .collect();
+        if found.is_empty() || Instant::now() >= give_up {
+            return killed.len();
+        }
+        for pid in found {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.insert(pid);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn alive_not_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])))
+        .is_some_and(|dead| !dead)
+}
+
 /// Processes whose parent is this process, from /proc.
 pub fn own_children() -> Vec<Pid> {
     let me = std::process::id();

@@ -274,7 +274,7 @@ fn causal_probe(
     }
 }
 
-/// The frozen `score` on every scored split; the directory it wrote its lists into.
+/// The frozen `score` on every scored split that has outputs; the directory it wrote its lists into.
 fn frozen_score(
     host: &Host,
     plan: &TierPlan,
@@ -282,8 +282,6 @@ fn frozen_score(
     score: &str,
     tally: &mut Tally,
 ) -> Result<Result<PathBuf, Outcome>> {
-    let out = plan.dir.root().join("score.out");
-    std::fs::create_dir_all(&out)?;
     let splits: Vec<ScoreSplit> = prepared
         .eval_inputs()
         .into_iter()
@@ -296,9 +294,32 @@ fn frozen_score(
             Some(ScoreSplit { split: f.split, inputs: f.path, outputs, targets })
         })
         .collect();
-    let role = Role::Score { score: score.to_owned(), splits, out: out.clone() };
     let reads = [prepared.dir.eval(), prepared.dir.targets(), plan.dir.outputs()];
-    let policy = confined(host, &host.snapshot.frozen, &reads, &[&out]);
+    score_splits(host, plan, score, splits, &reads, tally)
+}
+
+/// Re-run a keep's frozen `score` on outputs and targets it recorded (`lab verify`);
+/// the directory of the per-item lists it wrote, `<split>.json`.
+pub fn rescore(host: &Host, plan: &TierPlan, score: &str, splits: Vec<ScoreSplit>) -> Result<Result<PathBuf, Outcome>> {
+    let reads: Vec<PathBuf> =
+        splits.iter().flat_map(|s| [s.inputs.clone(), s.outputs.clone(), s.targets.clone()]).collect();
+    let mut tally =
+        Tally { wall: Duration::ZERO, teardown: None, sandbox: None, environment: None, artifact: Vec::new() };
+    std::fs::create_dir_all(plan.dir.root())?;
+    score_splits(host, plan, score, splits, &reads, &mut tally)
+}
+
+fn score_splits(
+    host: &Host,
+    plan: &TierPlan,
+    score: &str,
+    splits: Vec<ScoreSplit>,
+    reads: &[PathBuf],
+    tally: &mut Tally,
+) -> Result<Result<PathBuf, Outcome>> {
+    let out = plan.dir.root().join("score.out");
+    let role = Role::Score { score: score.to_owned(), splits, out: out.clone() };
+    let policy = confined(host, &host.snapshot.frozen, reads, &[&out]);
     let budget = host.leaf.manifest.budget.infer();
     let run = start(host, plan, "score", role, &host.snapshot.frozen, budget, plan.tier == Tier::Smoke, policy, tally)?;
     let outcome = classify(&run, "score", &text(budget));

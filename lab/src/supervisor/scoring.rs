@@ -92,16 +92,27 @@ pub fn score_outputs(
     for split in SCORED {
         let Some(targets) = prepared.targets(split) else { continue };
         let output = out.join(format!("{split}.npy"));
-        let items = match scorer {
-            Scorer::BitsPerByte => bits_per_byte(&output, &targets, split)?,
-            Scorer::Paired(kind) => paired(kind, &output, &targets, split)?,
-        };
-        match items {
+        match items(scorer, &output, &targets, split)? {
             Ok(values) => per_split.push((split, Map::from_iter([(metric.name.clone(), values)]))),
             Err(failure) => return Ok(Err(failure)),
         }
     }
     finish(metric, prepared, out, scores, per_split)
+}
+
+/// One split's per-item scores by the harness's `scorer`, as a JSON list (`lab verify` recomputes them).
+pub fn items(scorer: Scorer, output: &Path, targets: &Path, split: &str) -> Result<Result<Value, Failure>> {
+    match scorer {
+        Scorer::BitsPerByte => bits_per_byte(output, targets, split),
+        Scorer::Paired(kind) => paired(kind, output, targets, split),
+    }
+}
+
+/// The mean of a JSON list of per-item numbers.
+pub fn mean_of(list: &Value) -> Option<f64> {
+    let values = list.as_array().filter(|a| !a.is_empty())?;
+    let sum: Option<f64> = values.iter().map(super::protocol::decode_number).sum();
+    sum.map(|s| s / values.len() as f64)
 }
 
 /// Artifact mode scored by a frozen `score`: its `<split>.json` files in `from`,
