@@ -1,14 +1,17 @@
 //! Benchmark of the runner: harness overhead per experiment, and how fast a run
 //! killed at its deadline is gone.
 //!
-//! Overhead: `lab run LEAF` as a whole process (integrity checks, database
-//! writes, worker spawn, embedded interpreter, events, reaping) against the same
-//! `train` + `evaluate` run with the venv's `python` directly, for a trivial
-//! script and for one that imports torch (reported as "torch not installed"
-//! when the venv lacks it). Medians over [`REPEATS`] runs; "worker" is the part
-//! of `lab run` spent in the worker process (its spawn to its exit). The
-//! overhead can be negative for heavy imports: the worker exits without
-//! finalising the interpreter, which plain `python` does at exit.
+//! Overhead: `lab run LEAF` as a whole process (integrity checks, the snapshot,
+//! database writes, a keeper and a sandboxed worker for `train` and again for
+//! `infer`, scoring, reaping; the prepared data cached) against the same
+//! `data` + `train` + `infer` called in one plain `python` process, for a
+//! trivial script and for one that imports torch (reported as "torch not
+//! installed" when the venv lacks it). Medians over [`REPEATS`] runs;
+//! "workers" is the part of `lab run` spent in worker processes. The overhead
+//! can be negative for heavy imports: a worker exits without finalising the
+//! interpreter, which plain `python` does at exit.
+//! Scoring: the harness's bits per byte on pretrain's full evaluation outputs
+//! (32 rows x 4096 positions x 256 logits, float32, 128 MiB), read from disk.
 //! Teardown: the supervisor's own measure (`teardown_s`) from SIGTERM at the
 //! deadline to the last process of the run reaped, for a pure-Python loop, a
 //! script with a sleeping grandchild, and one that ignores SIGTERM (which waits
@@ -22,22 +25,24 @@ use std::time::{Duration, Instant};
 const REPEATS: usize = 10;
 const TEARDOWN_REPEATS: usize = 5;
 
-const EVALUATE: &str = "def evaluate(lab, trained):\n    return {\"loss\": trained}\n";
-const DIRECT: &str = "import train, evaluate\nevaluate.evaluate(None, train.train(None))\n";
+const DATA: &str = "def data(lab):\n    return {\"train\": None, \"val\": ([0, 1, 2, 3], [0.0] * 4)}\n";
+const INFER: &str = "\n\ndef infer(lab, inputs):\n    return [0.5] * len(inputs)\n";
+const DIRECT: &str = "import data, train\nd = data.data(None)\ntrain.train(None, d['train'])\n\
+                      out = train.infer(None, d['val'][0])\nsum(abs(o - t) for o, t in zip(out, d['val'][1]))\n";
 
-/// (leaf, train.py, budget)
+/// (leaf, train.py without infer, budget)
 const LEAVES: &[(&str, &str, &str)] = &[
-    ("trivial", "def train(lab):\n    return 0.5\n", "60s"),
-    ("torch", "def train(lab):\n    import torch\n    return float(torch.zeros(1).sum())\n", "60s"),
-    ("loop", "def train(lab):\n    while True:\n        pass\n", "1s"),
+    ("trivial", "def train(lab, data):\n    return 0.5\n", "60s"),
+    ("torch", "def train(lab, data):\n    import torch\n    return float(torch.zeros(1).sum())\n", "60s"),
+    ("loop", "def train(lab, data):\n    while True:\n        pass\n", "1s"),
     (
         "orphan",
-        "import subprocess, time\n\ndef train(lab):\n    subprocess.Popen(['sleep', '1000'])\n    time.sleep(1000)\n",
+        "import subprocess, time\n\ndef train(lab, data):\n    subprocess.Popen(['sleep', '1000'])\n    time.sleep(1000)\n",
         "1s",
     ),
     (
         "stubborn",
-        "import signal\n\ndef train(lab):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    while True:\n        pass\n",
+        "import signal\n\ndef train(lab, data):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    while True:\n        pass\n",
         "1s",
     ),
 ];
@@ -55,7 +60,7 @@ fn main() {
     println!("runner benchmark: medians of {REPEATS} runs, wall clock of whole processes");
     println!(
         "{:<14}{:>14}{:>12}{:>12}{:>10}{:>12}",
-        "script", "python direct", "lab run", "overhead", "ratio", "worker"
+        "script", "python direct", "lab run", "overhead", "ratio", "workers"
     );
     for leaf in ["trivial", "torch"] {
         if leaf == "torch" && !has_torch {
@@ -63,6 +68,7 @@ fn main() {
             continue;
         }
         let dir = root.join("leaves").join(leaf);
+        lab_run(&lab, root, &venv, leaf); // prepares and caches the data once, like any leaf's first run
         // Interleaved, so a change in the machine's load hits both alike.
         let (mut directs, mut harnesses, mut workers) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..REPEATS {
@@ -99,6 +105,33 @@ fn main() {
         let (low, mid, high) = (teardowns[0], teardowns[teardowns.len() / 2], teardowns[teardowns.len() - 1]);
         println!("{what:<22}{:>9.1} ms   (min {:.1}, max {:.1})", mid * 1e3, low * 1e3, high * 1e3);
     }
+    scoring(root);
+}
+
+/// The harness's bits per byte on pretrain's full evaluation outputs, from disk.
+fn scoring(root: &Path) {
+    use rand::{Rng as _, SeedableRng as _};
+    let (rows, positions, vocab) = (32, 4096, 256);
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+    let logits = ndarray::Array3::from_shape_fn((rows, positions, vocab), |_| rng.random_range(-4.0f32..4.0));
+    let targets = ndarray::Array2::from_shape_fn((rows, positions), |_| rng.random_range(0..vocab as i64));
+    let (out, tgt) = (root.join("logits.npy"), root.join("targets.npy"));
+    ndarray_npy::write_npy(&out, &logits).unwrap();
+    ndarray_npy::write_npy(&tgt, &targets).unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let items = lab::supervisor::scoring::items(lab::gate::Scorer::BitsPerByte, &out, &tgt, "val").unwrap().unwrap();
+        times.push(started.elapsed());
+        assert_eq!(items.as_array().unwrap().len(), rows);
+    }
+    let mb = std::fs::metadata(&out).unwrap().len() as f64 / (1 << 20) as f64;
+    println!(
+        "\nscoring: bits per byte of {rows} x {positions} x {vocab} float32 logits ({mb:.0} MiB, read from disk): \
+         median {} of 5 (min {})",
+        ms(median(times.clone())),
+        ms(*times.iter().min().unwrap())
+    );
 }
 
 fn setup(lab: &Path, root: &Path, venv: &Path) {
@@ -121,14 +154,14 @@ fn setup(lab: &Path, root: &Path, venv: &Path) {
         let dir = root.join("leaves").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let manifest = format!(
-            "version: 1\nname: {name}\ndescription: benchmark leaf\nmetric: {{ name: loss, goal: minimize }}\n\
-             files: {{ mutable: [train.py], frozen: [evaluate.py, direct.py] }}\n\
-             entry: {{ mode: in-process, train: \"train:train\", evaluate: \"evaluate:evaluate\" }}\n\
+            "version: 1\nname: {name}\ndescription: benchmark leaf\nfiles: {{ mutable: [train.py], frozen: [data.py, direct.py] }}\n\
+             metric: {{ name: loss, goal: minimize, kind: mae }}\n\
+             entry: {{ mode: artifact, data: \"data:data\", train: \"train:train\", infer: \"train:infer\" }}\n\
              budget: {{ full: {budget}, smoke: {budget} }}\ndevice: cpu\n"
         );
         std::fs::write(dir.join("leaf.yaml"), manifest).unwrap();
-        std::fs::write(dir.join("train.py"), train).unwrap();
-        std::fs::write(dir.join("evaluate.py"), EVALUATE).unwrap();
+        std::fs::write(dir.join("train.py"), format!("{train}{INFER}")).unwrap();
+        std::fs::write(dir.join("data.py"), DATA).unwrap();
         std::fs::write(dir.join("direct.py"), DIRECT).unwrap();
         run_ok(Command::new(lab).args(["lock", name]).current_dir(root));
     }

@@ -235,7 +235,7 @@ fn trained(py: Python<'_>) -> PyResult<Py<PyAny>> {
         let bytes = std::fs::read(&path).map_err(|e| {
             PyRuntimeError::new_err(format!("train returned nothing to unpickle ({}: {e})", path.display()))
         })?;
-        let pickle = py.import("pickle")?;
+        let pickle = py.import("_pickle")?; // `pickle` itself costs 10 ms of imports
         Ok(pickle.call_method1("loads", (pyo3::types::PyBytes::new(py, &bytes),))?.unbind())
     })?;
     Ok(object.clone_ref(py))
