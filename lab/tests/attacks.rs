@@ -106,6 +106,8 @@ fn code_under_judgement_cannot_read_its_answers_nor_touch_the_records() {
     assert_eq!(s["verdict"], "discard", "an unsandboxed run is never kept: {s:#}");
     assert!(s["note"].as_str().unwrap().contains("the sandbox was disabled"), "{s:#}");
     assert!(attack_lines(&lab, "e3").iter().all(|l| l.ends_with("SUCCEEDED")), "{:#?}", attack_lines(&lab, "e3"));
+    let log = lab.ok(&["log", "--leaf", "attack-predict"]);
+    assert!(log.contains("unsandboxed (disabled)"), "the run is flagged wherever it is shown:\n{log}");
     let leader = lab.json(&["context", "--leaf", "attack-predict"]);
     assert!(leader.to_string().contains(&honest_mae.to_string()), "the honest keep still leads: {leader:#}");
 }

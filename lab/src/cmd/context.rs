@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
             r.experiment.clone().into(),
             r.hypothesis.clone().into(),
             r.verdict.clone().unwrap_or_else(|| stale::shown_state(r, now, &host, lab.manifest.stale_after)).into(),
-            r.source.clone().into(),
+            r.provenance().into(),
             r.title.clone().into(),
             r.metrics.clone(),
             r.mechanism_verdict.clone().into(),
@@ -134,7 +134,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         failure_table.push(vec![
             r.experiment.clone().into(),
             r.verdict.clone().into(),
-            r.source.clone().into(),
+            r.provenance().into(),
             r.title.clone().into(),
             r.mechanism.clone().into(),
             r.theory_revision.clone().into(),

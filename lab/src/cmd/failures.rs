@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
             r.hypothesis.clone().into(),
             r.leaf.clone().into(),
             r.verdict.clone().into(),
-            r.source.clone().into(),
+            r.provenance().into(),
             r.title.clone().into(),
             r.mechanism.clone().into(),
             r.mechanism_verdict.clone().into(),

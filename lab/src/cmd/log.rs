@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             r.leaf.clone().into(),
             stale::shown_state(r, now, &host, lab.manifest.stale_after).into(),
             r.verdict.clone().into(),
-            r.source.clone().into(),
+            r.provenance().into(),
             r.title.clone().into(),
             r.metrics.clone(),
             r.mechanism_verdict.clone().into(),

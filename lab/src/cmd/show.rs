@@ -57,7 +57,7 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
             json!(r.experiment),
             json!(r.hypothesis),
             json!(r.verdict),
-            json!(r.source),
+            json!(r.provenance()),
             json!(r.title),
             r.metrics.clone(),
             json!(r.started_at),

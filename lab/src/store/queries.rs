@@ -34,6 +34,8 @@ pub struct HistoryRow {
     pub source: Option<String>,
     /// The comparison key the result was recorded under; `None` without a run.
     pub comparison: Option<String>,
+    /// What the sandbox enforced on its last run (`landlock v7`, `none`, `disabled`); `None` without a run.
+    pub sandbox: Option<String>,
     pub commit: Option<String>,
     pub dirty: bool,
     pub host: String,
@@ -60,7 +62,8 @@ pub struct HistoryQuery {
 
 const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
     r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
-    e.started_at, e.finished_at, r.source, r.comparison";
+    e.started_at, e.finished_at, r.source, r.comparison,
+    (SELECT u.sandbox FROM runs u WHERE u.experiment_id = e.id ORDER BY u.id DESC LIMIT 1)";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     let mut args: Vec<SqlValue> = Vec::new();
@@ -128,6 +131,18 @@ pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+impl HistoryRow {
+    /// Who recorded the result, flagged when the code ran without a sandbox:
+    /// `harness`, `agent`, `harness, unsandboxed (none)`.
+    pub fn provenance(&self) -> Option<String> {
+        let source = self.source.clone()?;
+        match self.sandbox.as_deref() {
+            Some(s) if !s.starts_with("landlock") => Some(format!("{source}, unsandboxed ({s})")),
+            _ => Some(source),
+        }
+    }
+}
+
 fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
     let metrics: Option<String> = r.get(7)?;
     Ok(HistoryRow {
@@ -144,6 +159,7 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         note: r.get(10)?,
         source: r.get(19)?,
         comparison: r.get(20)?,
+        sandbox: r.get(21)?,
         commit: r.get(11)?,
         dirty: r.get(12)?,
         host: r.get(13)?,
