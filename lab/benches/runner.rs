@@ -30,6 +30,13 @@ const INFER: &str = "\n\ndef infer(lab, inputs):\n    return [0.5] * len(inputs)
 const DIRECT: &str = "import data, train\nd = data.data(None)\ntrain.train(None, d['train'])\n\
                       out = train.infer(None, d['val'][0])\nsum(abs(o - t) for o, t in zip(out, d['val'][1]))\n";
 
+const PREDICTIONS_DATA: &str =
+    "def data(lab):\n    return {\"train\": ([0], [0.0]), \"val\": ([0, 1, 2, 3], [0.0] * 4)}\n";
+const PREDICT: &str = "def predict(lab, train, inputs):\n    return {s: [0.5] * len(x) for s, x in inputs.items()}\n";
+const PREDICTIONS_DIRECT: &str = "import data, train\nd = data.data(None)\n\
+                                  out = train.predict(None, d['train'], {'val': d['val'][0]})\n\
+                                  sum(abs(o - t) for o, t in zip(out['val'], d['val'][1]))\n";
+
 /// (leaf, train.py without infer, budget)
 const LEAVES: &[(&str, &str, &str)] = &[
     ("trivial", "def train(lab, data):\n    return 0.5\n", "60s"),
@@ -62,7 +69,7 @@ fn main() {
         "{:<14}{:>14}{:>12}{:>12}{:>10}{:>12}",
         "script", "python direct", "lab run", "overhead", "ratio", "workers"
     );
-    for leaf in ["trivial", "torch"] {
+    for leaf in ["trivial", "predictions", "torch"] {
         if leaf == "torch" && !has_torch {
             println!("{:<14}torch not installed", "import torch");
             continue;
@@ -121,7 +128,8 @@ fn scoring(root: &Path) {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let items = lab::supervisor::scoring::items(lab::gate::Scorer::BitsPerByte, &out, &tgt, "val").unwrap().unwrap();
+        let items =
+            lab::supervisor::scoring::items(lab::gate::Scorer::BitsPerByte, &out, &tgt, "val").unwrap().unwrap();
         times.push(started.elapsed());
         assert_eq!(items.as_array().unwrap().len(), rows);
     }
@@ -165,6 +173,18 @@ fn setup(lab: &Path, root: &Path, venv: &Path) {
         std::fs::write(dir.join("direct.py"), DIRECT).unwrap();
         run_ok(Command::new(lab).args(["lock", name]).current_dir(root));
     }
+    // The same trivial model in predictions mode: one sandboxed worker instead of two.
+    let dir = root.join("leaves").join("predictions");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = "version: 1\nname: predictions\ndescription: benchmark leaf\n\
+                    files: { mutable: [train.py], frozen: [data.py, direct.py] }\nmetric: { name: mae, goal: minimize }\n\
+                    entry: { mode: predictions, data: \"data:data\", predict: \"train:predict\" }\n\
+                    budget: { full: 60s, smoke: 60s }\ndevice: cpu\n";
+    std::fs::write(dir.join("leaf.yaml"), manifest).unwrap();
+    std::fs::write(dir.join("data.py"), PREDICTIONS_DATA).unwrap();
+    std::fs::write(dir.join("train.py"), PREDICT).unwrap();
+    std::fs::write(dir.join("direct.py"), PREDICTIONS_DIRECT).unwrap();
+    run_ok(Command::new(lab).args(["lock", "predictions"]).current_dir(root));
     // Running the scripts directly must not leave __pycache__ in the leaves.
     std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
     git(&["add", "-A"]);

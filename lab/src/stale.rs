@@ -81,6 +81,7 @@ mod tests {
             note: None,
             source: None,
             comparison: None,
+            sandbox: None,
             commit: None,
             dirty: false,
             host: "here".into(),

@@ -265,9 +265,9 @@ def _chemprop(lab, smiles, y, inputs):
 
 
 def _extra_descriptors(lab, smiles, inputs):
-    """The DESCRIPTORS of every molecule, from the tree models' feature cache."""
-    table = _feature_table(lab, smiles + [s for x in inputs.values() for s in x])
-    return {s: row[MORGAN_BITS:].astype(np.float64) for s, row in table.items()}
+    """The DESCRIPTORS of every molecule (the tree models' features past the Morgan counts)."""
+    everything = sorted(set(smiles + [s for x in inputs.values() for s in x]))
+    return {s: row[MORGAN_BITS:].astype(np.float64) for s, row in zip(everything, _featurize(everything))}
 
 
 def _get(extra, smi):

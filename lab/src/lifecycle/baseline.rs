@@ -16,7 +16,8 @@ use serde::Serialize;
 
 use super::inputs;
 use super::integrity;
-use super::session::{host, new_run};
+use super::record::new_run;
+use super::session::host;
 use crate::error::LabError;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;

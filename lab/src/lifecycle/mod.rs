@@ -2,8 +2,9 @@
 //! what happens to the leaf's files afterwards. The processes themselves are the
 //! supervisor's (`supervisor/`); this layer records and judges what they left.
 //!
-//! Layout: `session` (the whole `lab run`: check, snapshot, record, decide,
-//! keep or restore), `integrity` (lock, mutable-file and symlink checks),
+//! Layout: `session` (the whole `lab run`: check, snapshot, record, decide),
+//! `keep` (what a decision does to the leaf's files), `record` (the rows a run
+//! writes), `integrity` (lock, mutable-file and symlink checks),
 //! `inputs` (declared inputs resolved to upstream leaders' files, and the
 //! comparability key), `decide` (the verdict, through the gate), `judge` (the
 //! gate on recorded experiments), `flags` (seed-only and eval-only diffs),
@@ -22,6 +23,8 @@ pub mod heldout;
 pub mod inputs;
 pub mod integrity;
 pub mod judge;
+pub mod keep;
+mod record;
 pub mod session;
 pub mod verify;
 

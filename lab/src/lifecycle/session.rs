@@ -21,6 +21,8 @@ use super::archive;
 use super::decide::{self, Decision};
 use super::inputs::{self, Comparability};
 use super::integrity::{self, Checked};
+use super::keep::{self, Candidate};
+use super::record::{crash_result, record_experiment, record_run};
 use crate::error::LabError;
 use crate::gate::{Goal, Verdict as GateVerdict};
 use crate::ids::{ExperimentId, HypothesisId};
@@ -29,16 +31,14 @@ use crate::leaf::Leaf;
 use crate::leaf::inputs::ResolvedInput;
 use crate::leaf::snapshot::{self, Snapshot};
 use crate::root::LabRoot;
-use crate::store::Store;
-use crate::store::comparisons::{self, NewComparison};
 use crate::store::gate as gate_records;
-use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
-use crate::store::runs::{self, Leader, MetricSource, NewRun, RunFile, Tier};
+use crate::store::records::{self, Metrics, NewResult, Verdict};
+use crate::store::runs::{self, Leader, MetricSource, RunFile, Tier};
+use crate::store::{Store, chain};
 use crate::supervisor::env;
 use crate::supervisor::outcome::ExitReason;
 use crate::supervisor::pipeline::{Host, TierPlan, TierRun, run_tier};
 use crate::supervisor::policy;
-use crate::{stale, vcs};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -110,7 +110,9 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
     let run_dir = layout.run(experiment);
     let job = snapshot::take(&leaf, &run_dir.code(), &run_dir.frozen())
         .and_then(|snapshot| {
-            let patch = candidate_patch(&checked, &leaf, &snapshot, &run_dir)?;
+            let candidate =
+                Candidate { leaf: &leaf, checked: &checked, snapshot: &snapshot, experiment, title: &hypothesis.1 };
+            let patch = keep::candidate_patch(&candidate, &run_dir)?;
             Ok(Job { leaf, checked, compared, tiers, seed, experiment, hypothesis, snapshot, patch })
         })
         .and_then(|job| execute(lab, store, &opts, &job));
@@ -123,18 +125,18 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
 
 /// What is settled before the first worker starts.
 #[derive(Debug)]
-struct Job {
-    leaf: Leaf,
-    checked: Checked,
+pub(super) struct Job {
+    pub leaf: Leaf,
+    pub checked: Checked,
     /// The comparability key results are recorded and judged under, and the inputs.
-    compared: Comparability,
-    tiers: Vec<(Tier, Duration)>,
-    seed: u64,
-    experiment: ExperimentId,
-    hypothesis: (HypothesisId, String),
-    snapshot: Snapshot,
+    pub compared: Comparability,
+    pub tiers: Vec<(Tier, Duration)>,
+    pub seed: u64,
+    pub experiment: ExperimentId,
+    pub hypothesis: (HypothesisId, String),
+    pub snapshot: Snapshot,
     /// The candidate's changes to its mutable files, as snapshotted.
-    patch: PathBuf,
+    pub patch: PathBuf,
 }
 
 /// The first kept run of a comparison becomes its baseline without a gate, so it
@@ -215,7 +217,9 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
         record_run(store, job, &last, host.seed, &run_dir.log())?;
         decision = decide::decide(store, leaf, opts, &last, &job.compared.key, experiment)?;
     }
-    let (commit, restored) = apply(job, opts, &decision, &last, crate::store::chain::head(store.conn())?)?;
+    let candidate =
+        Candidate { leaf, checked: &job.checked, snapshot: &job.snapshot, experiment, title: &job.hypothesis.1 };
+    let (commit, restored) = keep::apply(&candidate, opts.decide, &decision, &last, chain::head(store.conn())?)?;
     let mut metrics = last.metrics.clone();
     let primary = &leaf.manifest.metric.name;
     let values = gate_records::full_values(store.conn(), experiment, primary)?;
@@ -289,220 +293,6 @@ pub(super) fn host(
 
 fn tier_plan(job: &Job, run_dir: &RunDir, tier: Tier, budget: Duration, dir: &str) -> TierPlan {
     TierPlan { tier, budget, dir: run_dir.tier(dir), label: job.experiment.to_string() }
-}
-
-fn record_run(store: &mut Store, job: &Job, result: &TierRun, seed: u64, log: &Path) -> Result<()> {
-    let row = new_run(job.experiment, result, seed, &job.compared.key, &job.snapshot, log);
-    let comparison = comparison(job)?;
-    store.write(|tx| {
-        comparisons::record(tx, &comparison)?;
-        let id = runs::add_run(tx, &row)?;
-        runs::add_inputs(tx, id, &job.compared.inputs)?;
-        if let Some(holdout) = &result.holdout {
-            gate_records::seal_holdout(tx, id, job.experiment, holdout)?;
-        }
-        Ok(())
-    })
-}
-
-/// What the run's comparison key stands for: the lock's files, the gate settings and the inputs.
-fn comparison(job: &Job) -> Result<NewComparison> {
-    let gate = &job.leaf.manifest.gate;
-    let inputs: Vec<serde_json::Value> = job
-        .compared
-        .inputs
-        .iter()
-        .map(|i| {
-            serde_json::json!({"name": i.name, "leaf": i.leaf, "file": i.file, "sha256": i.sha256(),
-                                    "experiment": i.found.as_ref().map(|f| &f.experiment)})
-        })
-        .collect();
-    Ok(NewComparison {
-        leaf: job.leaf.name().to_owned(),
-        key: job.compared.key.clone(),
-        files: crate::leaf::lock::Lock::read(&job.leaf.dir)?.unwrap_or_default().files,
-        gate: serde_json::json!({"min_improvement": gate.min_improvement, "confidence": gate.confidence,
-                                 "repeats": gate.repeats}),
-        inputs: serde_json::Value::Array(inputs),
-        experiment: job.experiment,
-        created_at: records::now(),
-    })
-}
-
-fn crash_result(experiment: ExperimentId, note: String) -> NewResult {
-    NewResult {
-        experiment,
-        verdict: Verdict::Crash,
-        metrics: Metrics::new(),
-        mechanism: None,
-        theory_revision: None,
-        note: Some(note),
-        created_at: records::now(),
-        source: Source::Harness,
-    }
-}
-
-/// The hypothesis (given, new from `-m`, or the leaf's standing one) and the experiment row.
-fn record_experiment(
-    store: &mut Store,
-    leaf: &Leaf,
-    opts: &RunOptions,
-    planned: Duration,
-) -> Result<(ExperimentId, (HypothesisId, String))> {
-    let snapshot = vcs::snapshot(&leaf.dir)?;
-    let no_leader = !decide::has_kept(store, leaf.name())?;
-    store.write(|tx| {
-        let hypothesis = match (&opts.hypothesis, &opts.message) {
-            (Some(h), _) => {
-                let owner = records::hypothesis_leaf(tx, *h)?;
-                if owner.as_deref().is_some_and(|o| o != leaf.name()) {
-                    return Err(LabError::usage(format!(
-                        "{h} belongs to leaf `{}`, not `{}`",
-                        owner.unwrap_or_default(),
-                        leaf.name()
-                    ))
-                    .into());
-                }
-                *h
-            }
-            (None, Some(text)) => records::add_hypothesis(
-                tx,
-                &NewHypothesis {
-                    title: text.clone(),
-                    mechanism: String::new(),
-                    leaf: Some(leaf.name().to_owned()),
-                    prediction: None,
-                    created_at: records::now(),
-                },
-            )?,
-            (None, None) => runs::auto_hypothesis(tx, leaf.name(), if no_leader { "baseline" } else { "run" })?,
-        };
-        let title = runs::hypothesis_title(tx, hypothesis)?;
-        let experiment = records::add_experiment(
-            tx,
-            &NewExperiment {
-                hypothesis,
-                leaf: Some(leaf.name().to_owned()),
-                snapshot,
-                host: stale::host_name(),
-                pid: Some(i64::from(std::process::id())),
-                watch_pid: true,
-                budget_s: Some(planned.as_secs_f64()),
-                started_at: records::now(),
-            },
-        )?;
-        if opts.smoke_only {
-            runs::mark_smoke(tx, experiment)?;
-        }
-        Ok((experiment, (hypothesis, title)))
-    })
-}
-
-/// The run row of one tier, with the snapshot's files fingerprinted beside its outputs.
-pub(super) fn new_run(
-    experiment: ExperimentId,
-    r: &TierRun,
-    seed: u64,
-    key: &str,
-    snapshot: &Snapshot,
-    log: &Path,
-) -> NewRun {
-    let mut files = r.files.clone();
-    for file in &snapshot.files {
-        let root = if file.sealed { &snapshot.frozen } else { &snapshot.code };
-        let path = root.join(&file.path).display().to_string();
-        files.push(RunFile { kind: "code", name: file.path.clone(), path, sha256: file.sha256.clone(), len: None });
-    }
-    NewRun {
-        experiment,
-        tier: r.tier,
-        seed,
-        device: r.outcome.device.clone(),
-        budget_s: r.budget.as_secs_f64(),
-        wall_s: r.wall.as_secs_f64(),
-        exit_reason: r.outcome.reason.as_str().to_owned(),
-        detail: Some(r.outcome.detail.clone()).filter(|d| !d.is_empty()),
-        exit_code: r.outcome.exit_code,
-        signal: r.outcome.signal,
-        metric_source: r.source,
-        frozen_lock_sha256: Some(key.to_owned()),
-        metrics: r.metrics.clone(),
-        log_path: Some(log.display().to_string()),
-        log_tail: Some(r.log_tail.clone()),
-        started_at: r.started_at.clone(),
-        finished_at: r.finished_at.clone(),
-        files,
-        sandbox: Some(r.sandbox.label()),
-        environment: r.environment.clone(),
-        prepared_sha256: r.prepared.clone(),
-    }
-}
-
-/// The snapshot's content of each changed mutable file (`None`: deleted),
-/// repository-relative, for the keep commit and the candidate patch.
-fn contents(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot) -> Vec<vcs::Content> {
-    let prefix = super::judge::leaf_prefix(leaf, &checked.workdir);
-    checked
-        .mutable_changes
-        .iter()
-        .map(|path| {
-            let rel = path.to_string_lossy();
-            let inside = rel.strip_prefix(&prefix).unwrap_or(&rel);
-            let file = snapshot.file(inside);
-            let executable = std::fs::metadata(checked.workdir.join(path))
-                .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
-            vcs::Content { path: path.clone(), bytes: file.map(|f| f.bytes.clone()), executable }
-        })
-        .collect()
-}
-
-/// `candidate.patch`: the diff from HEAD to the snapshot's mutable files, written at launch.
-fn candidate_patch(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot, run_dir: &RunDir) -> Result<PathBuf> {
-    let path = run_dir.candidate_patch();
-    let patch = if checked.mutable_changes.is_empty() {
-        String::new()
-    } else {
-        vcs::patch_of_contents(&checked.workdir, &contents(checked, leaf, snapshot))?
-    };
-    std::fs::write(&path, patch).with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(path)
-}
-
-/// Keep: commit the snapshot of the changed mutable files, with the chain's
-/// head as an anchor. Discard or crash:
-/// restore each of them to HEAD, unless it changed during the run (an agent
-/// already editing the next candidate), which is left as it is. Only with
-/// `--decide`, and never after an environment failure: the candidate did not
-/// run at all. Returns the commit, and whether the files were restored.
-fn apply(
-    job: &Job,
-    opts: &RunOptions,
-    decision: &Decision,
-    last: &TierRun,
-    (seq, head): (i64, String),
-) -> Result<(Option<String>, bool)> {
-    let (leaf, checked, experiment) = (&job.leaf, &job.checked, job.experiment);
-    if !opts.decide || checked.mutable_changes.is_empty() || last.outcome.reason == ExitReason::Environment {
-        return Ok((None, false));
-    }
-    let contents = contents(checked, leaf, &job.snapshot);
-    if decision.verdict == Verdict::Keep {
-        let metric = &leaf.manifest.metric.name;
-        let value = last.metrics.get(metric).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
-        // The chain's head goes into the commit: a rebuilt chain no longer has it (`lab verify`).
-        let anchor = super::verify::ANCHOR;
-        let message =
-            format!("lab: keep {experiment} {metric}={value} ({})\n\n{anchor}: {seq} {head}", job.hypothesis.1);
-        return Ok((Some(vcs::commit_contents(&checked.workdir, &contents, &message)?), false));
-    }
-    let (unchanged, edited): (Vec<&vcs::Content>, Vec<&vcs::Content>) =
-        contents.iter().partition(|c| std::fs::read(checked.workdir.join(&c.path)).ok() == c.bytes);
-    for content in &edited {
-        eprintln!("lab: left `{}` as it is: it changed while {experiment} ran", content.path.display());
-    }
-    let paths: Vec<PathBuf> = unchanged.iter().map(|c| c.path.clone()).collect();
-    vcs::restore_paths(&checked.workdir, &paths)?;
-    Ok((None, true))
 }
 
 fn summary(

@@ -144,8 +144,6 @@ def prepare(lab, data, out, submission):
 
 def predict(lab, predict_fn, train, eval_files, out):
     """predict(lab, train, inputs) -> {split: predictions}: one float64 .npy per split given."""
-    import numpy as np
-
     inputs = {split: load(path) for split, path in eval_files}
     lab._set_inputs(inputs)
     predictions = target(predict_fn)(lab, load(train), inputs)
@@ -154,6 +152,15 @@ def predict(lab, predict_fn, train, eval_files, out):
     for split, given in inputs.items():
         if split not in predictions:
             raise Refused(f"predict returned no predictions for `{split}`")
+        path = os.path.join(out, split + ".npy")
+        numbers = _numbers(predictions[split])
+        if numbers is not None:
+            if len(numbers) != len(given):
+                raise Refused(f"predictions for `{split}`: {len(numbers)} for {len(given)} inputs")
+            _save_floats(path, numbers)
+            continue
+        import numpy as np
+
         try:
             # Materialised here, inside the budget: a lazy object cannot keep working later.
             array = np.array(predictions[split], dtype=np.float64, copy=True)
@@ -161,7 +168,7 @@ def predict(lab, predict_fn, train, eval_files, out):
             raise Refused(f"predictions for `{split}` are not numeric: {e}") from None
         if array.ndim == 0 or len(array) != len(given):
             raise Refused(f"predictions for `{split}`: {array.shape} for {len(given)} inputs")
-        np.save(os.path.join(out, split + ".npy"), array, allow_pickle=False)
+        np.save(path, array, allow_pickle=False)
 
 
 def train(lab, train_fn, data, artifact):

@@ -370,3 +370,124 @@ fn file_record(kind: &'static str, name: String, path: &Path, len: Option<usize>
     let sha256 = fingerprint::sha256_file(path).with_context(|| format!("cannot fingerprint `{}`", path.display()))?;
     Ok(RunFile { kind, name, path: path.display().to_string(), sha256, len })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Goal;
+    use crate::layout::Layout;
+
+    fn spec(name: &str, kind: Option<&str>, also: &[&str]) -> MetricSpec {
+        MetricSpec {
+            name: name.into(),
+            goal: Goal::Minimize,
+            unit: String::new(),
+            kind: kind.map(str::to_owned),
+            also: also.iter().map(|s| (*s).to_owned()).collect(),
+            guards: Vec::new(),
+        }
+    }
+
+    /// A published prepared directory holding `targets` per split (and `reference.json`).
+    fn prepared(tmp: &Path, targets: &[(&str, ArrayD<f64>)], reference: Option<&str>) -> Prepared {
+        let dir = Layout::new(tmp).prepared("toy", "0123456789abcdef", false);
+        let staging = super::super::prepared::staging(&dir).unwrap();
+        std::fs::create_dir_all(staging.join("targets")).unwrap();
+        std::fs::create_dir_all(staging.join("eval")).unwrap();
+        for (split, y) in targets {
+            ndarray_npy::write_npy(staging.join(format!("targets/{split}.npy")), y).unwrap();
+        }
+        if let Some(text) = reference {
+            std::fs::write(staging.join("reference.json"), text).unwrap();
+        }
+        super::super::prepared::publish(&staging, &dir).unwrap()
+    }
+
+    fn write(path: &Path, a: &ArrayD<f64>) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        ndarray_npy::write_npy(path, a).unwrap();
+    }
+
+    fn flat(values: &[f64]) -> ArrayD<f64> {
+        Array1::from(values.to_vec()).into_dyn()
+    }
+
+    #[test]
+    fn predictions_are_scored_on_val_with_errors_and_fingerprints() {
+        let tmp = tempfile::tempdir().unwrap();
+        let prepared =
+            prepared(tmp.path(), &[("val", flat(&[1.0, 2.0, 3.0, 4.0])), ("holdout", flat(&[0.0, 0.0]))], None);
+        let (out, scores) = (tmp.path().join("out"), tmp.path().join("scores"));
+        write(&out.join("val.npy"), &flat(&[1.5, 2.0, 2.0, 4.0]));
+        write(&out.join("holdout.npy"), &flat(&[9.0, 9.0]));
+        let scored = score_predictions(&spec("mae", None, &["rmse"]), &prepared, &out, &scores).unwrap().unwrap();
+        assert_eq!(scored.metrics.get("mae").unwrap().as_f64(), Some(0.375));
+        assert!(scored.metrics.contains_key("rmse") && scored.holdout.is_none(), "holdout is never scored here");
+        let kinds: Vec<_> = scored.files.iter().map(|f| (f.kind, f.name.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("predictions", "holdout"),
+                ("predictions", "val"),
+                ("labels", "val"),
+                ("labels", "holdout"),
+                ("errors", "val")
+            ]
+        );
+        assert!(scored.files.iter().all(|f| f.sha256.len() == 64));
+        write(&out.join("val.npy"), &flat(&[1.0, f64::NAN, 3.0, 4.0]));
+        let (reason, _) = score_predictions(&spec("mae", None, &[]), &prepared, &out, &scores).unwrap().unwrap_err();
+        assert_eq!(reason, ExitReason::NonFiniteMetric);
+        write(&out.join("val.npy"), &flat(&[1.0, 2.0]));
+        let (reason, detail) =
+            score_predictions(&spec("mae", None, &[]), &prepared, &out, &scores).unwrap().unwrap_err();
+        assert_eq!(reason, ExitReason::InvalidOutput, "{detail}");
+        assert!(detail.contains("4 labels but 2 predictions"), "{detail}");
+    }
+
+    #[test]
+    fn outputs_are_scored_per_item_with_holdout_sealed_and_references_beside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let targets = ndarray::Array2::<f64>::zeros((2, 3)).into_dyn();
+        let reference = r#"{"val": {"xz_bpb": 2.5}, "holdout": {"xz_bpb": 2.6}}"#;
+        let prepared = prepared(tmp.path(), &[("val", targets.clone()), ("holdout", targets)], Some(reference));
+        let (out, scores) = (tmp.path().join("out"), tmp.path().join("scores"));
+        // Uniform logits over 4 tokens: 2 bits per byte for every item.
+        let logits = ndarray::Array3::<f32>::zeros((2, 3, 4)).into_dyn();
+        for split in ["val", "holdout"] {
+            std::fs::create_dir_all(&out).unwrap();
+            ndarray_npy::write_npy(out.join(format!("{split}.npy")), &logits).unwrap();
+        }
+        let metric = spec("val_bpb", Some("bits_per_byte"), &["xz_bpb"]);
+        let scored = score_outputs(&metric, Scorer::BitsPerByte, &prepared, &out, &scores).unwrap().unwrap();
+        assert!((scored.metrics["val_bpb"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{:?}", scored.metrics);
+        assert_eq!(scored.metrics["xz_bpb"].as_f64(), Some(2.5));
+        let holdout = scored.holdout.unwrap();
+        assert_eq!(holdout["xz_bpb"].as_f64(), Some(2.6));
+        let items: Value = serde_json::from_slice(&std::fs::read(scores.join("val.json")).unwrap()).unwrap();
+        assert_eq!(items["val_bpb"].as_array().unwrap().len(), 2, "one score per item");
+        // Logits of the wrong shape are the run's failure, not the harness's.
+        ndarray_npy::write_npy(out.join("val.npy"), &ndarray::Array2::<f32>::zeros((2, 3)).into_dyn()).unwrap();
+        let (reason, _) = score_outputs(&metric, Scorer::BitsPerByte, &prepared, &out, &scores).unwrap().unwrap_err();
+        assert_eq!(reason, ExitReason::InvalidOutput);
+    }
+
+    #[test]
+    fn a_frozen_scorers_lists_are_checked_before_they_count() {
+        let lists = |text: &str| serde_json::from_str::<Value>(text).unwrap().as_object().unwrap().clone();
+        let ok = means(&lists(r#"{"acc": [1, 0], "loss": [0.5, 1.5]}"#), "loss", "val").unwrap();
+        assert_eq!(ok.keys().collect::<Vec<_>>(), ["loss", "acc"], "the primary first");
+        assert_eq!(ok["loss"].as_f64(), Some(1.0));
+        let cases = [
+            (r#"{"acc": [1]}"#, ExitReason::MissingMetric, "no `loss` was scored on val (scored: acc)"),
+            (r#"{"loss": [0.5, "nan"]}"#, ExitReason::NonFiniteMetric, "is NaN at item 1"),
+            (r#"{"loss": []}"#, ExitReason::InvalidOutput, "not a non-empty list"),
+            (r#"{"loss": [0.5, "x"]}"#, ExitReason::InvalidOutput, "not a number at item 1"),
+        ];
+        for (text, reason, detail) in cases {
+            let (got, message) = means(&lists(text), "loss", "val").unwrap_err();
+            assert_eq!(got, reason, "{text}: {message}");
+            assert!(message.contains(detail), "{text}: {message}");
+        }
+    }
+}
