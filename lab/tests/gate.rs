@@ -141,6 +141,7 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
         md.contains("| leader reproducible | a lucky seed |")
             && md.contains("| validation gain transferred to held-out |")
     );
+    assert!(md.contains("| records untampered |") && md.contains(" hold | **holds** |"), "{md}");
     lab.fails(&["checkpoint", "first", "noisy"], 3);
     lab.fails(&["checkpoint", "Bad Name", "noisy"], 2);
     edit(&lab, "leaves/noisy/data.py", "[-0.01] * 4", "[-0.02] * 4");
@@ -196,4 +197,7 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
     let claim =
         c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "recorded files unchanged since scoring");
     assert_eq!(claim.unwrap()["verdict"], "fails", "{c:#}");
+    let records = c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "records untampered").unwrap();
+    assert_eq!(records["verdict"], "fails", "lab verify's verdict is in the checkpoint: {c:#}");
+    assert!(records["evidence"].as_str().unwrap().contains("files (1 findings: run_files e2 predictions val"), "{c:#}");
 }

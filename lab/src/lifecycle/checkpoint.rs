@@ -5,7 +5,9 @@
 //! the held-out split), queue length, counts, and the sha256 of every
 //! prediction file of the leader and every frozen file. The red team takes each
 //! claim the harness can check, names the attack that would fake it, shows the
-//! evidence and says whether the claim holds, fails or is unknown.
+//! evidence and says whether the claim holds, fails or is unknown; one claim is
+//! `lab verify`'s verdict on the leaf (the chain, files re-hashed, keeps
+//! re-scored).
 //!
 //! Invariants: a checkpoint file is written once (an existing name is
 //! refused); nothing else is written but the held-out read counter.
@@ -26,6 +28,7 @@ use crate::leaf::{Leaf, manifest};
 use crate::root::LabRoot;
 use crate::store::gate as records;
 use crate::store::runs::{self, Leader};
+use crate::store::verify::{CheckVerdict, Report};
 use crate::store::{Store, comparisons, queries, queue};
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +98,7 @@ pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> 
     red_team.push(predictions_claim(&files, leader_id));
     red_team.push(transfer_claim(&transfer));
     red_team.push(noise_claim(store, leader_id)?);
+    red_team.push(records_claim(&super::verify::verify(lab, store, Some(leaf.name()))?));
     let checkpoint = Checkpoint {
         name: name.to_owned(),
         path: path.display().to_string(),
@@ -192,6 +196,31 @@ fn noise_claim(store: &Store, leader: Option<ExperimentId>) -> Result<Claim> {
         r.n
     );
     Ok(claim(c, a, evidence, if r.verdict == "pass" && r.ci_low > r.min_improvement { "holds" } else { "fails" }))
+}
+
+fn records_claim(report: &Report) -> Claim {
+    let (c, a) = ("records untampered", "rows, files or scores edited behind the harness's back");
+    let failing: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|check| check.verdict == CheckVerdict::Fails)
+        .map(|check| {
+            let first = check.findings.first().map(|f| format!(": {}", f.describe())).unwrap_or_default();
+            format!("{} ({} findings{first})", check.name, check.findings.len())
+        })
+        .collect();
+    if !failing.is_empty() {
+        return claim(c, a, format!("`lab verify` fails: {}", failing.join("; ")), "fails");
+    }
+    let unchecked: Vec<&str> =
+        report.checks.iter().filter(|check| check.verdict == CheckVerdict::Unknown).map(|check| check.name).collect();
+    let names: Vec<&str> = report.checks.iter().map(|check| check.name).collect();
+    let evidence = format!("`lab verify` at chain entry {}: {}", report.head.seq, names.join(", "));
+    if unchecked.is_empty() {
+        claim(c, a, format!("{evidence} hold"), "holds")
+    } else {
+        claim(c, a, format!("{evidence}; not checked: {}", unchecked.join(", ")), "unknown")
+    }
 }
 
 fn markdown(c: &Checkpoint) -> String {
