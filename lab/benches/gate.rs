@@ -168,7 +168,7 @@ fn scalar_protocol(
     first: f64,
     mut run: impl FnMut() -> f64,
 ) -> (Verdict, Verdict, usize) {
-    let mut runs = ScalarRuns { goal: Goal::Minimize, leader, candidate: vec![first], noise_sd: None };
+    let mut runs = ScalarRuns { goal: Goal::Minimize, leader, candidate: vec![first], noise_sd: None, items: None };
     let mut first_verdict = None;
     loop {
         let verdict = decide(config, &Evidence::Scalar(runs.clone())).expect("valid evidence").verdict;

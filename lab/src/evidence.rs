@@ -46,6 +46,16 @@ pub fn values(owner: ExperimentId, file: &RunFile) -> Result<Vec<f64>> {
     Ok(scoring::flat(array, &file.path)?.to_vec())
 }
 
+/// The per-item `metric` scores of a recorded `scores` file of `owner` (a JSON
+/// object of per-item lists), after its fingerprint matched.
+pub fn scores(owner: ExperimentId, file: &RunFile, metric: &str) -> Result<Vec<f64>> {
+    let bytes = bytes(owner, file)?;
+    let bad = || LabError::failure(format!("the {} scores file of {owner} has no numeric `{metric}` list", file.name));
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    let list = value.get(metric).and_then(serde_json::Value::as_array).ok_or_else(bad)?;
+    Ok(list.iter().map(crate::supervisor::protocol::decode_number).collect::<Option<Vec<f64>>>().ok_or_else(bad)?)
+}
+
 /// The recorded file of `kind` and `name` among `files`.
 pub fn find<'a>(files: &'a [RunFile], kind: &str, name: &str) -> Option<&'a RunFile> {
     files.iter().find(|f| f.kind == kind && f.name == name)

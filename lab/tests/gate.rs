@@ -1,8 +1,9 @@
 //! The honest gate end to end: `lab run --decide` through the gate, `lab
 //! baseline`, repeats, seed-only flags, `lab gate`, `lab holdout`, `lab
-//! checkpoint` and the archive, on two fixture leaves whose quality is set by a
-//! mutable constant: `noisy` (in-process, loss = 1 - GAIN + seed noise within
-//! +-0.01, sealed held-out loss) and `quality` (predictions, least squares
+//! checkpoint` and the archive, on fixture leaves whose quality is set by a
+//! mutable constant: `noisy` (artifact, loss = 1 - GAIN + seed noise within
+//! +-0.01, sealed held-out loss), `exact` (artifact, deterministic, a gain on
+//! the first RIGHT of 20 items) and `quality` (predictions, least squares
 //! scaled by SCALE). Seeds are given, so every verdict here is reproducible.
 
 mod common;
@@ -153,6 +154,31 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
         c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "improvement larger than noise").unwrap();
     assert_eq!(noise["verdict"], "holds", "{c:#}");
     assert_eq!(c["state"]["holdout"]["reads"], 4, "checkpoints count as held-out reads: {c:#}");
+}
+
+#[test]
+fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
+    let lab = lab_with(&["exact"]);
+    assert_eq!(run(&lab, &["exact", "--decide", "--seed", "1"], 0)["verdict"], "keep");
+    let b = lab.json(&["baseline", "exact", "--repeats", "1", "-q"]);
+    assert_eq!((b["n"].as_u64(), b["sd"].as_f64()), (Some(2), Some(0.0)), "reruns agree exactly: {b:#}");
+
+    // 0.1 better on average, all of it on 2 of 20 items: within item noise. The
+    // seed noise is zero, so repeats cannot help and none are asked for.
+    edit(&lab, "leaves/exact/train.py", "RIGHT = 0", "RIGHT = 2");
+    let s = run(&lab, &["exact", "--decide", "--no-smoke"], 0);
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+    let note = s["note"].as_str().unwrap();
+    assert!(note.contains("after 1 candidate runs on 20 validation items it is within noise"), "{note}");
+    assert!(!note.contains("0.100..0.100"), "never an exact interval on a few items: {note}");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 2 AND tier = 'full'"), 1);
+    assert_eq!(gate_row(&lab, "e2").0, "fail");
+
+    // Right on every item: the same gain everywhere is a keep.
+    // The discard restored train.py.
+    edit(&lab, "leaves/exact/train.py", "RIGHT = 0", "RIGHT = 20");
+    let s = run(&lab, &["exact", "--decide", "--no-smoke"], 0);
+    assert_eq!(s["verdict"], "keep", "{s:#}");
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct BootstrapEstimate {
     pub ci_high: f64,
     /// Fraction of resamples whose improvement is strictly positive.
     pub prob_better: f64,
+    /// Standard deviation of the resampled improvements: the bootstrap standard error.
+    pub se: f64,
     /// Resamples that entered the interval (all of them unless some were undefined).
     pub resamples: usize,
     /// Validation items.
@@ -116,13 +118,17 @@ pub fn paired_bootstrap(
 
 fn summarize(improvement: f64, mut samples: Vec<f64>, confidence: f64, n: usize) -> BootstrapEstimate {
     let better = samples.iter().filter(|&&d| d > 0.0).count();
+    let count = samples.len() as f64;
+    let centre = samples.iter().sum::<f64>() / count;
+    let se = (samples.iter().map(|d| (d - centre).powi(2)).sum::<f64>() / (count - 1.0).max(1.0)).sqrt();
     samples.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
     BootstrapEstimate {
         improvement,
         ci_low: quantile(&samples, tail),
         ci_high: quantile(&samples, 1.0 - tail),
-        prob_better: better as f64 / samples.len() as f64,
+        prob_better: better as f64 / count,
+        se,
         resamples: samples.len(),
         n,
     }
@@ -195,7 +201,7 @@ mod tests {
         for kind in [MetricKind::Mae, MetricKind::Rmse, MetricKind::Spearman] {
             let est = paired_bootstrap(kind, &y, &p, &p, OPTIONS).unwrap();
             assert_eq!((est.improvement, est.ci_low, est.ci_high), (0.0, 0.0, 0.0), "{kind}");
-            assert_eq!((est.prob_better, est.resamples, est.n), (0.0, 2000, 50), "{kind}");
+            assert_eq!((est.prob_better, est.se, est.resamples, est.n), (0.0, 0.0, 2000, 50), "{kind}");
         }
     }
 

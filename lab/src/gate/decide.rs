@@ -7,13 +7,20 @@
 //!   is a one-sided bound at (1 + confidence) / 2, so at the default 0.90 a
 //!   candidate with no real gain passes at most about 5% of the time.
 //! - NEEDS_REPEATS (scalar mode only) when the point estimate clears the
-//!   minimum but the interval still reaches below it, and the candidate has
-//!   fewer than `max_candidate_runs` runs: more runs narrow the interval. In
+//!   minimum but the interval still reaches below it, the candidate has
+//!   fewer than `max_candidate_runs` runs, and more runs could narrow the
+//!   interval enough: repeats shrink the seed noise, never the item noise, so
+//!   a gap that the items alone keep within noise is a FAIL at once. In
 //!   predictions mode the evidence is the fixed validation set, which more
 //!   runs of the same predictions cannot grow, so that case is FAIL; so it is
 //!   at the candidate's last allowed run.
 //! - NO_NOISE_ESTIMATE (scalar mode) when the leader has a single run and no
 //!   stored noise sd: without noise, no gap is called a win, however large.
+//!
+//! Scalar mode's interval carries both noises: the seeds' (repeats) and the
+//! items' (the paired per-item scores the runs left, see `scalar`), so a
+//! deterministic leaf rerun to identical values is still judged on how many
+//! of its validation items moved.
 //! - FAIL otherwise.
 //!
 //! Scalar mode looks at a growing candidate up to `max_candidate_runs` times,
@@ -30,7 +37,7 @@ use thiserror::Error;
 
 use super::bootstrap::{BootstrapError, BootstrapOptions, paired_bootstrap};
 use super::kind::{Goal, MetricKind};
-use super::scalar::{Interval, interval, look_confidence, mean, noise};
+use super::scalar::{Interval, ItemNoise, Noise, interval, look_confidence, mean, noise};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GateConfig {
@@ -78,6 +85,18 @@ pub struct ScalarRuns {
     pub candidate: Vec<f64>,
     /// Run-to-run sd from a stored baseline, used when the leader has one run.
     pub noise_sd: Option<f64>,
+    /// The runs' per-item evidence on the shared validation items, when they left it.
+    pub items: Option<ItemEvidence>,
+}
+
+/// Scalar-mode runs' per-item evidence: what measures the item-sampling noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ItemEvidence {
+    /// Per-item scores whose mean is the metric, averaged over each side's runs.
+    Scores { leader: Vec<f64>, candidate: Vec<f64> },
+    /// Outputs and targets, for a metric that is not a mean over items (auc,
+    /// spearman, rmse, ...): a paired bootstrap measures the item noise.
+    Outputs(PairedSamples),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +168,8 @@ pub enum GateError {
     Confidence(f64),
     #[error("min_improvement must be finite, got {0}")]
     MinImprovement(f64),
+    #[error("the leader scored {leader} validation items and the candidate {candidate}; they must share their items")]
+    ItemMismatch { leader: usize, candidate: usize },
 }
 
 /// The gate's verdict on a candidate against the leader.
@@ -218,12 +239,45 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
             n,
         });
     };
+    let items = r.items.as_ref().map(|items| item_noise(config, items)).transpose()?;
     let looks = config.max_candidate_runs.max(1);
     let confidence = look_confidence(config.confidence, n.min(looks), looks);
-    let iv = interval(r.goal, &r.leader, &r.candidate, noise, confidence);
-    let ask = (n < looks).then(|| format!("so the candidate needs more runs (it has {n} of at most {looks})"));
-    let straddle = format!("after {n} candidate runs it is within noise");
+    let iv = interval(r.goal, &r.leader, &r.candidate, noise, items, confidence);
+    // Repeats shrink only the seed noise: ask for them only if, with the seed
+    // noise gone at the last look, the item noise alone would let the gap clear.
+    let limit = interval(
+        r.goal,
+        &r.leader,
+        &r.candidate,
+        Noise { sd: 0.0, ..noise },
+        items,
+        look_confidence(config.confidence, looks, looks),
+    );
+    let ask = (n < looks && limit.ci_low > config.minimum())
+        .then(|| format!("so the candidate needs more runs (it has {n} of at most {looks})"));
+    let straddle = match items {
+        Some(items) => format!("after {n} candidate runs on {} validation items it is within noise", items.n),
+        None => format!("after {n} candidate runs it is within noise"),
+    };
     Ok(report(config.minimum(), confidence, iv, ask, &straddle, n))
+}
+
+/// The item-sampling noise of scalar-mode runs.
+fn item_noise(config: &GateConfig, items: &ItemEvidence) -> Result<ItemNoise, GateError> {
+    match items {
+        ItemEvidence::Scores { leader, candidate } => {
+            if leader.len() != candidate.len() || leader.is_empty() {
+                return Err(GateError::ItemMismatch { leader: leader.len(), candidate: candidate.len() });
+            }
+            Ok(ItemNoise::of_scores(leader, candidate))
+        }
+        ItemEvidence::Outputs(s) => {
+            let options =
+                BootstrapOptions { resamples: config.resamples, confidence: config.confidence, seed: config.seed };
+            let est = paired_bootstrap(s.kind, &s.y_true, &s.leader_pred, &s.candidate_pred, options)?;
+            Ok(ItemNoise { se: est.se, n: est.n })
+        }
+    }
 }
 
 /// Applies the rule; `ask` is the request for repeats, where repeats can help,
@@ -287,7 +341,13 @@ mod tests {
     const LEADER: [f64; 5] = [1.0, 1.1, 0.9, 1.0, 1.0];
 
     fn scalar(goal: Goal, leader: &[f64], candidate: &[f64], noise_sd: Option<f64>) -> Evidence {
-        Evidence::Scalar(ScalarRuns { goal, leader: leader.to_vec(), candidate: candidate.to_vec(), noise_sd })
+        Evidence::Scalar(ScalarRuns {
+            goal,
+            leader: leader.to_vec(),
+            candidate: candidate.to_vec(),
+            noise_sd,
+            items: None,
+        })
     }
 
     fn verdict(min_improvement: f64, evidence: &Evidence) -> Verdict {
@@ -354,6 +414,83 @@ mod tests {
         assert_eq!(report.verdict, Verdict::Fail);
         assert!(report.reason.ends_with("after 3 candidate runs it is within noise"), "{}", report.reason);
         assert!(report.reason.contains("94.44% CI"), "{}", report.reason);
+    }
+
+    #[test]
+    fn a_deterministic_gap_is_judged_on_its_items() {
+        // Leader rerun to the identical value; the candidate gains 0.05 on average,
+        // all of it on 2 of 20 items: within item noise, so no pass.
+        let leader_items = vec![1.0; 20];
+        let mut candidate_items = leader_items.clone();
+        candidate_items[0] = 0.5;
+        candidate_items[1] = 0.5;
+        let runs = |items| {
+            Evidence::Scalar(ScalarRuns {
+                goal: Goal::Minimize,
+                leader: vec![1.0, 1.0],
+                candidate: vec![0.95],
+                noise_sd: None,
+                items,
+            })
+        };
+        let one_look = GateConfig { max_candidate_runs: 1, ..GateConfig::default() };
+        let naive = decide(&one_look, &runs(None)).unwrap();
+        assert!(naive.verdict == Verdict::Pass && naive.ci_low == naive.ci_high, "the old exact gap: {naive:?}");
+        let scores = ItemEvidence::Scores { leader: leader_items.clone(), candidate: candidate_items.clone() };
+        let report = decide(&one_look, &runs(Some(scores))).unwrap();
+        assert_eq!(report.verdict, Verdict::Fail, "{report:?}");
+        assert!(report.ci_low < 0.0 && report.ci_high > 0.1, "{report:?}");
+        assert!(
+            report.reason.ends_with("after 1 candidate runs on 20 validation items it is within noise"),
+            "{}",
+            report.reason
+        );
+        // Repeats would shrink only the seed noise, which is already zero: no repeats asked.
+        let scores = ItemEvidence::Scores { leader: leader_items.clone(), candidate: candidate_items.clone() };
+        let report = decide(&GateConfig::default(), &runs(Some(scores))).unwrap();
+        assert_eq!(report.verdict, Verdict::Fail, "{}", report.reason);
+        // With seed noise to shrink, the same items do get repeats.
+        let stochastic = Evidence::Scalar(ScalarRuns {
+            goal: Goal::Minimize,
+            leader: vec![1.0, 1.1, 0.9],
+            candidate: vec![0.95],
+            noise_sd: None,
+            items: Some(ItemEvidence::Scores { leader: leader_items.clone(), candidate: vec![0.95; 20] }),
+        });
+        assert_eq!(decide(&GateConfig::default(), &stochastic).unwrap().verdict, Verdict::NeedsRepeats);
+        // A gain on every item is a pass.
+        let scores = ItemEvidence::Scores { leader: leader_items, candidate: vec![0.95; 20] };
+        assert_eq!(decide(&one_look, &runs(Some(scores))).unwrap().verdict, Verdict::Pass);
+        // Items must be shared.
+        let scores = ItemEvidence::Scores { leader: vec![1.0; 3], candidate: vec![1.0; 2] };
+        assert_eq!(
+            decide(&one_look, &runs(Some(scores))).unwrap_err(),
+            GateError::ItemMismatch { leader: 3, candidate: 2 }
+        );
+    }
+
+    #[test]
+    fn a_whole_sample_metric_measures_item_noise_by_bootstrap() {
+        // AUC has no per-item decomposition: its item noise comes from the outputs.
+        let y: Vec<f64> = (0..40).map(|i| f64::from(i % 2)).collect();
+        let leader_pred: Vec<f64> = (0..40).map(|i| f64::from(i % 2) * 0.2 + f64::from(i % 7) * 0.1).collect();
+        let candidate_pred: Vec<f64> = (0..40).map(|i| f64::from(i % 2) * 0.25 + f64::from(i % 7) * 0.1).collect();
+        let items = ItemEvidence::Outputs(PairedSamples {
+            goal: Goal::Maximize,
+            kind: MetricKind::Auc,
+            y_true: y,
+            leader_pred,
+            candidate_pred,
+        });
+        let evidence = Evidence::Scalar(ScalarRuns {
+            goal: Goal::Maximize,
+            leader: vec![0.80, 0.80],
+            candidate: vec![0.82],
+            noise_sd: None,
+            items: Some(items),
+        });
+        let report = decide(&GateConfig { max_candidate_runs: 1, ..GateConfig::default() }, &evidence).unwrap();
+        assert!(report.ci_high - report.ci_low > 0.0, "the bootstrap gave the gap an interval: {report:?}");
     }
 
     #[test]

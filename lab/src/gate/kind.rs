@@ -157,6 +157,13 @@ impl Scorer {
             Scorer::BitsPerByte => Goal::Minimize,
         }
     }
+
+    /// Whether the metric is the mean of its per-item scores (mae, mse,
+    /// accuracy, bits per byte). The others (rmse, rae, r2, spearman, pearson,
+    /// auc) are whole-sample statistics: every item carries the whole value.
+    pub fn is_item_mean(self) -> bool {
+        matches!(self, Scorer::BitsPerByte | Scorer::Paired(MetricKind::Mae | MetricKind::Mse | MetricKind::Accuracy))
+    }
 }
 
 impl FromStr for Scorer {

@@ -25,6 +25,8 @@ mod resample;
 mod scalar;
 
 pub use bootstrap::{BootstrapError, BootstrapEstimate, BootstrapOptions, paired_bootstrap};
-pub use decide::{Evidence, GateConfig, GateError, GateReport, PairedSamples, ScalarRuns, Verdict, decide, naive_keep};
+pub use decide::{
+    Evidence, GateConfig, GateError, GateReport, ItemEvidence, PairedSamples, ScalarRuns, Verdict, decide, naive_keep,
+};
 pub use kind::{Goal, MetricKind, Scorer};
 pub use metrics::{MetricError, per_sample_errors, score, statistic_on, validate};

@@ -1,14 +1,21 @@
-//! Scalar mode: one metric value per run, with run-to-run noise measured by
-//! repeating the leader under different seeds. This owns the t interval of the
-//! difference of means and how its level is shared among repeated looks at a
-//! growing candidate; `decide` turns the interval into a verdict.
+//! Scalar mode: one metric value per run, with two sources of noise. Seed
+//! noise: the run-to-run spread, measured by repeating the leader under
+//! different seeds. Item noise: the draw of the validation items, measured
+//! from the paired per-item scores of candidate and leader (the same items,
+//! so item difficulty cancels). This owns the t interval of the difference of
+//! means with both in its standard error, and how its level is shared among
+//! repeated looks at a growing candidate; `decide` turns the interval into a
+//! verdict.
 //!
-//! Invariants: the noise estimate comes from the leader's repeats (pooled with
-//! the candidate's own repeats, which share the noise if the two differ only in
-//! their mean), or else from a stored baseline sd, which is then treated as
-//! known (a normal rather than a t quantile). With neither there is no
-//! estimate, and the caller must refuse to judge. Improvement is signed by the
-//! goal: positive means the candidate is better.
+//! Invariants: the seed-noise estimate comes from the leader's repeats (pooled
+//! with the candidate's own repeats, which share the noise if the two differ
+//! only in their mean), or else from a stored baseline sd, which is then
+//! treated as known. With neither there is no estimate, and the caller must
+//! refuse to judge. The two variances add (seeds and items are independent
+//! draws), and the degrees of freedom of the sum are Welch-Satterthwaite's. A
+//! deterministic leaf (seed sd 0) is still judged on its items, so a gap is
+//! exact only when every item moved by the same amount. Improvement is signed
+//! by the goal: positive means the candidate is better.
 
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
@@ -20,6 +27,27 @@ pub(crate) struct Noise {
     pub(crate) sd: f64,
     /// Degrees of freedom of `sd`; infinite for a stored baseline.
     pub(crate) df: f64,
+}
+
+/// The item-sampling standard error of the improvement, from `n` paired items.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ItemNoise {
+    pub(crate) se: f64,
+    pub(crate) n: usize,
+}
+
+impl ItemNoise {
+    /// From per-item scores whose mean is the metric: the se of the mean paired difference.
+    pub(crate) fn of_scores(leader: &[f64], candidate: &[f64]) -> Self {
+        let diffs: Vec<f64> = candidate.iter().zip(leader).map(|(c, l)| c - l).collect();
+        let n = diffs.len();
+        let se = if n < 2 { 0.0 } else { (sum_sq_dev(&diffs) / (n - 1) as f64 / n as f64).sqrt() };
+        Self { se, n }
+    }
+
+    fn df(&self) -> f64 {
+        self.n.saturating_sub(1).max(1) as f64
+    }
 }
 
 /// The interval of the improvement of mean(candidate) over mean(leader).
@@ -52,15 +80,26 @@ pub(crate) fn noise(leader: &[f64], candidate: &[f64], stored_sd: Option<f64>) -
 
 /// Two-sided `confidence` interval of the improvement, and P(T > 0) for the
 /// matching t (or normal) distribution centred on the observed improvement.
-pub(crate) fn interval(goal: Goal, leader: &[f64], candidate: &[f64], noise: Noise, confidence: f64) -> Interval {
+/// `items`, when the runs left per-item scores, adds the item-sampling noise.
+pub(crate) fn interval(
+    goal: Goal,
+    leader: &[f64],
+    candidate: &[f64],
+    noise: Noise,
+    items: Option<ItemNoise>,
+    confidence: f64,
+) -> Interval {
     let improvement = goal.improvement(mean(leader), mean(candidate));
-    let se = noise.sd * (1.0 / candidate.len() as f64 + 1.0 / leader.len() as f64).sqrt();
+    let seed_se = noise.sd * (1.0 / candidate.len() as f64 + 1.0 / leader.len() as f64).sqrt();
+    let item_se = items.map_or(0.0, |i| i.se);
+    let se = seed_se.hypot(item_se);
     if se == 0.0 {
-        // Repeats agree exactly: the runs are deterministic, the gap is exact.
+        // Repeats agree and every item moved by the same amount: the gap is exact.
         let prob_better = if improvement > 0.0 { 1.0 } else { 0.0 };
         return Interval { improvement, ci_low: improvement, ci_high: improvement, prob_better };
     }
-    let dist = Standard::new(noise.df);
+    let df = satterthwaite(&[(seed_se, noise.df), (item_se, items.map_or(f64::INFINITY, |i| i.df()))]);
+    let dist = Standard::new(df);
     let half = dist.quantile(1.0 - (1.0 - confidence) / 2.0) * se;
     Interval {
         improvement,
@@ -68,6 +107,14 @@ pub(crate) fn interval(goal: Goal, leader: &[f64], candidate: &[f64], noise: Noi
         ci_high: improvement + half + 0.0,
         prob_better: dist.cdf(improvement / se),
     }
+}
+
+/// Welch-Satterthwaite degrees of freedom of a sum of independent variance
+/// estimates, each given as (se, df); infinite df (a known variance) adds nothing.
+fn satterthwaite(parts: &[(f64, f64)]) -> f64 {
+    let total: f64 = parts.iter().map(|(se, _)| se * se).sum();
+    let spread: f64 = parts.iter().filter(|(se, df)| *se > 0.0 && df.is_finite()).map(|(se, df)| se.powi(4) / df).sum();
+    if spread == 0.0 { f64::INFINITY } else { total * total / spread }
 }
 
 /// Standard t with `df` degrees of freedom, or the standard normal for df = ∞.
@@ -79,7 +126,7 @@ enum Standard {
 impl Standard {
     fn new(df: f64) -> Self {
         if df.is_finite() {
-            Standard::T(StudentsT::new(0.0, 1.0, df).expect("df >= 1 by construction"))
+            Standard::T(StudentsT::new(0.0, 1.0, df).expect("df > 0 by construction"))
         } else {
             Standard::Normal(Normal::standard())
         }
@@ -143,11 +190,36 @@ mod tests {
     fn interval_of_known_case() {
         // sd sqrt(.005), se = sd * sqrt(1 + 1/5) = sqrt(.006); half = t(.95; 4) * se.
         let noise = Noise { sd: 0.005_f64.sqrt(), df: 4.0 };
-        let iv = interval(Goal::Minimize, &[1.0, 1.1, 0.9, 1.0, 1.0], &[0.5], noise, 0.9);
+        let iv = interval(Goal::Minimize, &[1.0, 1.1, 0.9, 1.0, 1.0], &[0.5], noise, None, 0.9);
         let half = 2.131847 * 0.006_f64.sqrt();
         assert!((iv.improvement - 0.5).abs() < 1e-12);
         assert!((iv.ci_low - (0.5 - half)).abs() < 1e-5 && (iv.ci_high - (0.5 + half)).abs() < 1e-5);
-        let even = interval(Goal::Maximize, &[1.0, 2.0], &[1.5], noise, 0.9);
+        let even = interval(Goal::Maximize, &[1.0, 2.0], &[1.5], noise, None, 0.9);
         assert!((even.prob_better - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn deterministic_runs_are_still_judged_on_their_items() {
+        // Repeats agree exactly (seed sd 0); the candidate is better on 3 items of 4.
+        let exact = Noise { sd: 0.0, df: 1.0 };
+        let items = ItemNoise::of_scores(&[1.0, 1.0, 1.0, 1.0], &[0.8, 0.8, 0.8, 1.2]);
+        // Differences -.2 -.2 -.2 .2: sd .2, se .1 on 3 df.
+        assert!((items.se - 0.1).abs() < 1e-12 && items.n == 4, "{items:?}");
+        let iv = interval(Goal::Minimize, &[1.0, 1.0], &[0.9], exact, Some(items), 0.9);
+        let half = 2.353363 * 0.1;
+        assert!((iv.ci_low - (0.1 - half)).abs() < 1e-5 && (iv.ci_high - (0.1 + half)).abs() < 1e-5, "{iv:?}");
+        assert!(iv.ci_low < 0.0, "a gain on 3 of 4 items is within item noise");
+        // Every item moved by the same amount: nothing is left to doubt.
+        let uniform = ItemNoise::of_scores(&[1.0, 1.0, 1.0], &[0.9, 0.9, 0.9]);
+        let iv = interval(Goal::Minimize, &[1.0, 1.0], &[0.9], exact, Some(uniform), 0.9);
+        assert_eq!((iv.ci_low, iv.ci_high), (iv.improvement, iv.improvement));
+    }
+
+    #[test]
+    fn satterthwaite_combines_seed_and_item_noise() {
+        assert_eq!(satterthwaite(&[(0.1, f64::INFINITY), (0.0, 3.0)]), f64::INFINITY);
+        assert!((satterthwaite(&[(0.1, 4.0), (0.0, 3.0)]) - 4.0).abs() < 1e-12);
+        // Equal variances on 4 and 10 df: (2v)^2 / (v^2/4 + v^2/10) = 4 / 0.35.
+        assert!((satterthwaite(&[(0.1, 4.0), (0.1, 10.0)]) - 4.0 / 0.35).abs() < 1e-9);
     }
 }

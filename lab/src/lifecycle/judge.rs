@@ -7,10 +7,14 @@
 //! **val** predictions against the val labels they were scored on, which must
 //! be the same labels. Every file is re-hashed first (`evidence`): a file that
 //! no longer matches the sha256 recorded when it was scored is refused (exit 3),
-//! so nothing edited after scoring can win. Scalar (artifact) mode: the candidate's full runs against the
-//! leader's full runs (its first run plus `lab baseline` repeats, attached to
-//! the leader experiment), with the latest stored baseline sd of this leaf and
-//! leaf.lock when the leader has a single run.
+//! so nothing edited after scoring can win. Scalar (artifact) mode: the
+//! candidate's full runs against the leader's full runs (its first run plus
+//! `lab baseline` repeats, attached to the leader experiment), with the latest
+//! stored baseline sd of this leaf and leaf.lock when the leader has a single
+//! run, and the runs' per-item val evidence for the item noise: their per-item
+//! scores averaged over each side's runs where the metric is their mean, else
+//! the last runs' outputs (a paired bootstrap). Both sides must have been
+//! scored on the same targets.
 //!
 //! Flagged candidates (`seed-only`, `eval-only`, see `flags`) are never kept on
 //! one run: a scalar pass on one run becomes NEEDS_REPEATS (or FAIL at the last
@@ -25,10 +29,13 @@ use serde::Serialize;
 use super::flags;
 use crate::error::LabError;
 use crate::evidence;
-use crate::gate::{self, Evidence, GateConfig, GateReport, MetricKind, PairedSamples, ScalarRuns, Verdict};
+use crate::gate::{
+    self, Evidence, GateConfig, GateReport, ItemEvidence, MetricKind, PairedSamples, ScalarRuns, Scorer, Verdict,
+};
 use crate::ids::ExperimentId;
 use crate::layout::Layout;
 use crate::leaf::Leaf;
+use crate::leaf::manifest::Entry;
 use crate::store::Store;
 use crate::store::gate as records;
 use crate::store::runs::{self, Leader, RunFile};
@@ -151,7 +158,105 @@ fn scalar_evidence(
         );
     }
     let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
-    Ok(Evidence::Scalar(ScalarRuns { goal: metric.goal, leader: leader_runs, candidate: candidate_runs, noise_sd }))
+    let items = item_evidence(store, leaf, candidate, leader)?;
+    Ok(Evidence::Scalar(ScalarRuns {
+        goal: metric.goal,
+        leader: leader_runs,
+        candidate: candidate_runs,
+        noise_sd,
+        items,
+    }))
+}
+
+/// The per-item val evidence of both sides' full runs; `None` when a side's
+/// runs left none (runs recorded before the harness scored per item).
+fn item_evidence(
+    store: &Store,
+    leaf: &Leaf,
+    candidate: ExperimentId,
+    leader: ExperimentId,
+) -> Result<Option<ItemEvidence>> {
+    let metric = &leaf.manifest.metric;
+    let Entry::Artifact { score, .. } = &leaf.manifest.entry else { return Ok(None) };
+    let whole_sample = match score {
+        Some(_) => None,
+        None => Some(metric.kind().parse::<Scorer>().map_err(|e| LabError::usage(format!("{e}")))?)
+            .filter(|s| !s.is_item_mean()),
+    };
+    let (candidate_files, leader_files) = (last_full_files(store, candidate)?, last_full_files(store, leader)?);
+    if candidate_files.is_empty() || leader_files.is_empty() {
+        return Ok(None);
+    }
+    let Some(labels) = same_targets(&candidate_files, candidate, &leader_files, leader)? else { return Ok(None) };
+    if let Some(Scorer::Paired(kind)) = whole_sample {
+        let outputs = |files: &[RunFile], e| evidence::find(files, "outputs", "val").map(|f| evidence::values(e, f));
+        let (Some(candidate_pred), Some(leader_pred)) =
+            (outputs(&candidate_files, candidate), outputs(&leader_files, leader))
+        else {
+            return Ok(None);
+        };
+        let y_true = evidence::values(candidate, labels)?;
+        return Ok(Some(ItemEvidence::Outputs(PairedSamples {
+            goal: metric.goal,
+            kind,
+            y_true,
+            leader_pred: leader_pred?,
+            candidate_pred: candidate_pred?,
+        })));
+    }
+    let (Some(candidate_items), Some(leader_items)) =
+        (mean_item_scores(store, candidate, &metric.name)?, mean_item_scores(store, leader, &metric.name)?)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ItemEvidence::Scores { leader: leader_items, candidate: candidate_items }))
+}
+
+/// The per-item val scores of `experiment`'s successful full runs, averaged
+/// item by item; `None` when a run left no scores.
+fn mean_item_scores(store: &Store, experiment: ExperimentId, metric: &str) -> Result<Option<Vec<f64>>> {
+    let runs = runs::runs_of(store.conn(), experiment)?;
+    let mut sum: Vec<f64> = Vec::new();
+    let mut count = 0.0;
+    for run in runs.iter().filter(|r| r.tier == "full" && r.exit_reason == "ok") {
+        let Some(file) = evidence::find(&run.files, "scores", "val") else { return Ok(None) };
+        let items = evidence::scores(experiment, file, metric)?;
+        if sum.is_empty() {
+            sum = vec![0.0; items.len()];
+        } else if items.len() != sum.len() {
+            return Err(LabError::refused(format!(
+                "the full runs of {experiment} scored {} and {} val items; runs of one experiment share their items",
+                sum.len(),
+                items.len()
+            ))
+            .into());
+        }
+        sum.iter_mut().zip(&items).for_each(|(s, v)| *s += v);
+        count += 1.0;
+    }
+    Ok((count > 0.0).then(|| sum.into_iter().map(|s| s / count).collect()))
+}
+
+/// The candidate's val labels, after checking the leader was scored on the
+/// same ones (refused otherwise); `None` when the candidate recorded none.
+fn same_targets<'a>(
+    candidate_files: &'a [RunFile],
+    candidate: ExperimentId,
+    leader_files: &[RunFile],
+    leader: ExperimentId,
+) -> Result<Option<&'a RunFile>> {
+    let Some(labels) = evidence::find(candidate_files, "labels", "val") else { return Ok(None) };
+    let leader_labels = evidence::find(leader_files, "labels", "val");
+    if leader_labels.is_some_and(|l| l.sha256 != labels.sha256) {
+        return Err(LabError::refused(format!(
+            "{candidate} and the leader {leader} were scored on different val labels (sha256 {} and {})",
+            labels.sha256,
+            leader_labels.map(|l| l.sha256.as_str()).unwrap_or_default()
+        ))
+        .hint("candidate and leader are compared only on the same targets: delete the prepared data and rerun both")
+        .into());
+    }
+    Ok(Some(labels))
 }
 
 fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, leader: ExperimentId) -> Result<Evidence> {
@@ -164,18 +269,8 @@ fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, lea
         evidence::values(e, file)
     };
     let (candidate_pred, leader_pred) = (val(&candidate_files, candidate)?, val(&leader_files, leader)?);
-    let labels = evidence::find(&candidate_files, "labels", "val")
+    let labels = same_targets(&candidate_files, candidate, &leader_files, leader)?
         .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
-    let leader_labels = evidence::find(&leader_files, "labels", "val");
-    if leader_labels.is_some_and(|l| l.sha256 != labels.sha256) {
-        return Err(LabError::refused(format!(
-            "{candidate} and the leader {leader} were scored on different val labels (sha256 {} and {})",
-            labels.sha256,
-            leader_labels.map(|l| l.sha256.as_str()).unwrap_or_default()
-        ))
-        .hint("candidate and leader are compared only on the same targets: delete the prepared data and rerun both")
-        .into());
-    }
     let y_true = evidence::values(candidate, labels)?;
     Ok(Evidence::Predictions(PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred }))
 }

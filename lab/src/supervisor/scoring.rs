@@ -264,11 +264,12 @@ fn paired(kind: MetricKind, output: &Path, targets: &Path, split: &str) -> Resul
         Err(e) => return Ok(Err(metric_failure(kind.name(), split, &e))),
     };
     // Items whose mean is the metric (mae, mse, accuracy); the rest keep the whole-sample value.
-    let items = match kind {
-        MetricKind::Mae | MetricKind::Mse | MetricKind::Accuracy => gate::per_sample_errors(kind, y, p)
+    let items = if Scorer::Paired(kind).is_item_mean() {
+        gate::per_sample_errors(kind, y, p)
             .map(|e| if kind == MetricKind::Accuracy { e.iter().map(|x| 1.0 - x).collect() } else { e })
-            .unwrap_or_else(|_| vec![whole; y.len()]),
-        _ => vec![whole; y.len()],
+            .unwrap_or_else(|_| vec![whole; y.len()])
+    } else {
+        vec![whole; y.len()]
     };
     Ok(Ok(Value::Array(items.into_iter().map(encode_number).collect())))
 }
