@@ -157,6 +157,19 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
 }
 
 #[test]
+fn a_lucky_leader_fails_reproducible_against_reruns_that_exclude_it() {
+    // Seed 11 draws the lowest noise of `noisy` (-0.01); seeds 12..14 draw +0.010, +0.008, +0.006.
+    let lab = lab_with(&["noisy"]);
+    assert_eq!(run(&lab, &["noisy", "--decide", "--seed", "11"], 0)["verdict"], "keep");
+    lab.json(&["baseline", "noisy", "--repeats", "3", "--seed", "12", "-q"]);
+    let c = lab.json(&["checkpoint", "lucky", "noisy"]);
+    let claim = c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "leader reproducible").unwrap();
+    assert_eq!(claim["verdict"], "fails", "the kept value is not in the reruns it is judged against: {c:#}");
+    let evidence = claim["evidence"].as_str().unwrap();
+    assert!(evidence.contains("3 reruns excluding it: mean 1.008"), "{evidence}");
+}
+
+#[test]
 fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     let lab = lab_with(&["exact"]);
     assert_eq!(run(&lab, &["exact", "--decide", "--seed", "1"], 0)["verdict"], "keep");

@@ -147,6 +147,40 @@ impl Standard {
     }
 }
 
+/// A kept value judged against reruns of the same code that exclude it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Reproduction {
+    pub reruns: usize,
+    pub mean: f64,
+    pub sd: f64,
+    /// How much better the kept value is than the reruns' mean (goal-oriented).
+    pub excess: f64,
+    /// The largest excess a fresh run of the same code reaches with
+    /// probability (1 - confidence) / 2: the one-sided prediction bound.
+    pub bound: f64,
+    /// The kept value is within the bound: not a lucky draw.
+    pub holds: bool,
+}
+
+/// Whether `kept` looks like one more run of the code that produced `reruns`
+/// (at least two, never including the kept run itself: a check that counts
+/// the value it judges can hardly fail). Worse than the reruns always holds;
+/// better by more than the prediction bound t * sd * sqrt(1 + 1/m) is a lucky
+/// draw. Deterministic reruns (sd 0) must reproduce the kept value exactly.
+pub fn reproduction(goal: Goal, kept: f64, reruns: &[f64], confidence: f64) -> Option<Reproduction> {
+    let m = reruns.len();
+    if m < 2 {
+        return None;
+    }
+    let (mean, sd) = (mean(reruns), (sum_sq_dev(reruns) / (m - 1) as f64).sqrt());
+    let excess = goal.improvement(mean, kept);
+    let t = Standard::new((m - 1) as f64).quantile(1.0 - (1.0 - confidence) / 2.0);
+    let bound = t * sd * (1.0 + 1.0 / m as f64).sqrt();
+    // Rounding noise of a deterministic rerun is not luck.
+    let holds = excess <= bound + 1e-12 * kept.abs().max(1.0);
+    Some(Reproduction { reruns: m, mean, sd, excess, bound, holds })
+}
+
 /// Exponent of the power-family spending function t^rho (Kim and DeMets):
 /// 2 keeps most of the budget for the later, better-informed looks.
 const SPENDING_POWER: f64 = 2.0;
@@ -213,6 +247,19 @@ mod tests {
         let uniform = ItemNoise::of_scores(&[1.0, 1.0, 1.0], &[0.9, 0.9, 0.9]);
         let iv = interval(Goal::Minimize, &[1.0, 1.0], &[0.9], exact, Some(uniform), 0.9);
         assert_eq!((iv.ci_low, iv.ci_high), (iv.improvement, iv.improvement));
+    }
+
+    #[test]
+    fn a_kept_value_is_judged_against_reruns_that_exclude_it() {
+        // Reruns 1.0 1.1 0.9: mean 1, sd .1, bound t(.95; 2) * .1 * sqrt(4/3) = .3379.
+        let r = reproduction(Goal::Minimize, 0.70, &[1.0, 1.1, 0.9], 0.9).unwrap();
+        assert!((r.bound - 2.919986 * 0.1 * (4.0_f64 / 3.0).sqrt()).abs() < 1e-5, "{r:?}");
+        assert!((r.excess - 0.30).abs() < 1e-12 && r.holds, "{r:?}");
+        assert!(!reproduction(Goal::Minimize, 0.60, &[1.0, 1.1, 0.9], 0.9).unwrap().holds, "a lucky seed");
+        assert!(reproduction(Goal::Minimize, 1.5, &[1.0, 1.1, 0.9], 0.9).unwrap().holds, "worse is not luck");
+        assert!(!reproduction(Goal::Maximize, 0.9, &[0.8, 0.8], 0.9).unwrap().holds, "deterministic must match");
+        assert!(reproduction(Goal::Maximize, 0.8, &[0.8, 0.8], 0.9).unwrap().holds);
+        assert_eq!(reproduction(Goal::Minimize, 0.5, &[1.0], 0.9), None, "one rerun has no spread");
     }
 
     #[test]

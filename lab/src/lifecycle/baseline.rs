@@ -154,7 +154,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
 }
 
 /// n, mean and the sample sd (n - 1 in the denominator; 0 for a single value).
-pub fn spread(values: &[f64]) -> (usize, f64, f64) {
+fn spread(values: &[f64]) -> (usize, f64, f64) {
     let n = values.len();
     if n == 0 {
         return (0, f64::NAN, f64::NAN);

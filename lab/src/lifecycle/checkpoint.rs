@@ -22,9 +22,11 @@ use super::heldout::{self, Transfer};
 use super::judge;
 use crate::error::LabError;
 use crate::evidence;
+use crate::gate;
 use crate::ids::ExperimentId;
 use crate::leaf::lock::{self, LockState};
 use crate::leaf::{Leaf, manifest};
+use crate::output::format_number;
 use crate::root::LabRoot;
 use crate::store::gate as records;
 use crate::store::runs::{self, Leader};
@@ -120,16 +122,32 @@ fn claim(claim: &'static str, attack: &'static str, evidence: String, verdict: &
 fn reproducible(store: &Store, leaf: &Leaf, leader: Option<&Leader>, id: Option<ExperimentId>) -> Result<Claim> {
     let (c, a) = ("leader reproducible", "a lucky seed");
     let (Some(leader), Some(id)) = (leader, id) else { return Ok(claim(c, a, "no leader".into(), "unknown")) };
-    let values: Vec<f64> =
-        records::full_values(store.conn(), id, &leaf.manifest.metric.name)?.into_iter().map(|v| v.1).collect();
-    if values.len() < 2 {
-        let evidence = format!("{id} has {} full run; run `lab baseline` to rerun it", values.len());
+    let metric = &leaf.manifest.metric;
+    let values: Vec<f64> = records::full_values(store.conn(), id, &metric.name)?.into_iter().map(|v| v.1).collect();
+    // The runs the keep was decided on made the kept value; only later reruns can test it.
+    let decided = match records::latest_report(store.conn(), id)? {
+        Some(r) if r.mode == "scalar" => r.n.max(1),
+        _ => 1,
+    };
+    let reruns = values.get(decided..).unwrap_or_default();
+    let Some(r) = gate::reproduction(metric.goal, leader.value, reruns, leaf.manifest.gate.confidence) else {
+        let evidence = format!(
+            "{id} has {} rerun(s) besides the {decided} run(s) it was kept on; `lab baseline` reruns it (2 needed)",
+            reruns.len()
+        );
         return Ok(claim(c, a, evidence, "unknown"));
-    }
-    let (n, mean, sd) = super::baseline::spread(&values);
-    let within = (leader.value - mean).abs() <= 3.0 * sd + 1e-12;
-    let evidence = format!("{id} kept {} ; {n} full runs: mean {mean} sd {sd}", leader.value);
-    Ok(claim(c, a, evidence, if within { "holds" } else { "fails" }))
+    };
+    let evidence = format!(
+        "{id} kept {}; {} reruns excluding it: mean {} sd {}; kept is better by {} (a fresh run exceeds {} 1 time in {})",
+        format_number(leader.value),
+        r.reruns,
+        format_number(r.mean),
+        format_number(r.sd),
+        format_number(r.excess),
+        format_number(r.bound),
+        (2.0 / (1.0 - leaf.manifest.gate.confidence)).round()
+    );
+    Ok(claim(c, a, evidence, if r.holds { "holds" } else { "fails" }))
 }
 
 fn frozen_claim(state: &LockState) -> Claim {
