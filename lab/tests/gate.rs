@@ -170,6 +170,26 @@ fn a_lucky_leader_fails_reproducible_against_reruns_that_exclude_it() {
 }
 
 #[test]
+fn a_candidate_that_changes_no_behaviour_is_flagged_and_never_kept_on_one_run() {
+    // An unlucky leader (seed 12: +0.010) and its reruns (13..15: +0.008 .. +0.004).
+    let lab = lab_with(&["noisy"]);
+    assert_eq!(run(&lab, &["noisy", "--decide", "--seed", "12"], 0)["verdict"], "keep");
+    lab.json(&["baseline", "noisy", "--repeats", "3", "--seed", "13", "-q"]);
+    // A comment and some spacing, run on the luckiest seed (11: -0.010): 0.02 better
+    // than the leader on one run, which the gate alone would pass.
+    edit(&lab, "leaves/noisy/train.py", "SEED_SHIFT = 0", "SEED_SHIFT=0  # tidier");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "11"], 0);
+    let e = s["experiment"].as_str().unwrap().to_owned();
+    let (_, flags, n) = gate_row(&lab, &e);
+    assert_eq!(flags, "[\"no-op\"]", "{s:#}");
+    assert!(n >= 2, "a flagged candidate is rerun before any keep: {s:#}");
+    assert_eq!(s["verdict"], "discard", "its reruns regress to the leader's code: {s:#}");
+    // No diff at all is a no-op too.
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "11"], 0);
+    assert_eq!(gate_row(&lab, s["experiment"].as_str().unwrap()).1, "[\"no-op\"]", "{s:#}");
+}
+
+#[test]
 fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     let lab = lab_with(&["exact"]);
     assert_eq!(run(&lab, &["exact", "--decide", "--seed", "1"], 0)["verdict"], "keep");

@@ -1,10 +1,19 @@
-//! Candidates whose diff cannot be a real improvement: one that only changes
-//! seeds (`seed-only`) or only touches evaluation paths (`eval-only`). The
-//! gate never keeps a flagged candidate on a single run: a lucky seed or an
-//! evaluation edit looks like a gain on one run and is noise or a moved goal
-//! post. Pure text analysis of a `git diff`, no I/O.
+//! Candidates whose diff cannot be a real improvement: one that changes no
+//! behaviour (`no-op`), only changes seeds (`seed-only`) or only touches
+//! evaluation paths (`eval-only`). The gate never keeps a flagged candidate on
+//! a single run: a rerun of the same code, a lucky seed or an evaluation edit
+//! looks like a gain on one run and is noise or a moved goal post. Pure text
+//! analysis of a `git diff`, no I/O.
 //!
-//! Rules, deliberately conservative (a false flag only costs repeats):
+//! Rules, deliberately conservative (a false flag only costs repeats; a
+//! missed one is still judged on its noise):
+//! - `no-op`: no diff at all, or every hunk reads the same on both sides once
+//!   blank lines, trailing whitespace and, in Python files, comments and the
+//!   whitespace inside a line (its indentation kept) are set aside. A line
+//!   with a quote in it is compared as written, so a changed string is a
+//!   change. Binary files, renames and mode changes (hunks-free sections) are
+//!   changes. An equivalent rewrite (an AST-equal module written otherwise,
+//!   a renamed local) is not detected.
 //! - `eval-only`: every changed file's path inside the leaf contains `eval`.
 //! - `seed-only`: every changed line (comments and blank lines aside) either
 //!   pairs with a line on the other side that is the same once numbers and
@@ -14,6 +23,7 @@
 
 use std::collections::BTreeMap;
 
+pub const NO_OP: &str = "no-op";
 pub const SEED_ONLY: &str = "seed-only";
 pub const EVAL_ONLY: &str = "eval-only";
 
@@ -39,6 +49,10 @@ pub fn diff_flags(patch: &str, leaf_prefix: &str) -> Vec<String> {
         }
     }
     let mut flags = Vec::new();
+    if changes_nothing(patch) {
+        flags.push(NO_OP.to_owned());
+        return flags;
+    }
     if files.is_empty() {
         return flags;
     }
@@ -76,6 +90,49 @@ fn only_seeds(removed: &[&str], added: &[&str]) -> bool {
         (removed.iter().filter(|l| unmatched(l)).collect(), added.iter().filter(|l| unmatched(l)).collect());
     let paired = removed.len() == added.len() && removed.iter().zip(&added).all(|(a, b)| differs_only_in_seeds(a, b));
     paired || removed.iter().chain(&added).all(|l| is_seeding_statement(l))
+}
+
+/// Whether every file section of `patch` has hunks that read the same on
+/// both sides once what cannot change behaviour is set aside (see `no-op`).
+fn changes_nothing(patch: &str) -> bool {
+    let mut sections = patch.split("\ndiff --git ").filter(|s| !s.trim().is_empty()).peekable();
+    if sections.peek().is_none() {
+        return true;
+    }
+    sections.all(|section| {
+        let header = section.lines().next().unwrap_or_default();
+        let python = header.rsplit(" b/").next().is_some_and(|path| path.ends_with(".py"));
+        let mut hunks = section.split("\n@@").skip(1).peekable();
+        hunks.peek().is_some()
+            && hunks.all(|hunk| {
+                let side = |skip: char| -> Vec<String> {
+                    hunk.lines()
+                        .skip(1)
+                        .filter(|l| !l.starts_with(skip) && !l.starts_with('\\'))
+                        .filter_map(|l| l.get(1..).and_then(|code| significant(code, python)))
+                        .collect()
+                };
+                side('+') == side('-')
+            })
+    })
+}
+
+/// What of a line can change behaviour: nothing for a blank line or (Python)
+/// a comment; else its indentation and its text, inner whitespace and a
+/// trailing comment removed where it has no quote.
+fn significant(line: &str, python: bool) -> Option<String> {
+    let line = line.trim_end();
+    let quoted = line.contains(['"', '\'']);
+    let code = if python && !quoted { line.split('#').next().unwrap_or_default().trim_end() } else { line };
+    if code.trim().is_empty() {
+        return None;
+    }
+    if !python || quoted {
+        return Some(code.to_owned());
+    }
+    let body = code.trim_start();
+    let indent = &code[..code.len() - body.len()];
+    Some(format!("{indent}{}", body.split_whitespace().collect::<String>()))
 }
 
 /// Whether two lines differ only in numbers, operators and seed-like
@@ -191,6 +248,7 @@ mod tests {
 
     #[test]
     fn flags_follow_the_table() {
+        let noop = vec![NO_OP.to_owned()];
         let seed = vec![SEED_ONLY.to_owned()];
         let eval = vec![EVAL_ONLY.to_owned()];
         let none: Vec<String> = Vec::new();
@@ -211,12 +269,29 @@ mod tests {
             ("train.py", &["    return {\"w\": 0.25}"], &["    return {\"w\": 0.2}"], none.clone()),
             ("eval_helper.py", &["    k = 5"], &["    k = 6"], eval.clone()),
             ("evaluation/metrics.py", &["    seed = 1"], &["    seed = 2"], vec![SEED_ONLY.into(), EVAL_ONLY.into()]),
-            ("train.py", &["# a comment"], &["# another comment"], none.clone()),
+            ("train.py", &["# a comment"], &["# another comment"], noop.clone()),
+            ("train.py", &["    x=fit( a,b )  # tuned"], &["    x = fit(a, b)", ""], noop.clone()),
+            ("train.py", &["    x = fit(a, b)"], &["        x = fit(a, b)"], none.clone()),
+            ("train.py", &["    name = 'a b'"], &["    name = 'a  b'"], none.clone()),
+            ("train.py", &["    s = '#'  # tag"], &["    s = '#'"], none.clone()),
+            ("notes.txt", &["hello"], &["hello   ", ""], noop.clone()),
+            ("notes.txt", &["# hello"], &["# hullo"], none.clone()),
         ];
         for (path, removed, added, want) in cases {
             assert_eq!(diff_flags(&patch(path, removed, added), "leaves/x/"), want, "{path} {removed:?} -> {added:?}");
         }
-        assert!(diff_flags("", "leaves/x/").is_empty(), "no diff, no flag");
+        assert_eq!(diff_flags("", "leaves/x/"), noop, "no diff at all changes nothing");
+    }
+
+    #[test]
+    fn a_move_across_context_or_a_binary_change_is_a_change() {
+        // `a = 1` moves below `b = a`: the same lines, another order.
+        let moved = "diff --git a/t.py b/t.py\n--- a/t.py\n+++ b/t.py\n@@ -1,2 +1,2 @@\n-a = 1\n b = a\n+a = 1\n";
+        assert!(diff_flags(moved, "").is_empty());
+        let binary = "diff --git a/w.npy b/w.npy\nindex 1..2 100644\nBinary files a/w.npy and b/w.npy differ\n";
+        assert!(diff_flags(binary, "").is_empty());
+        let two = format!("{moved}diff --git a/u.py b/u.py\n--- a/u.py\n+++ b/u.py\n@@ -1 +1 @@\n-# x\n+# y\n");
+        assert!(diff_flags(&two, "").is_empty(), "one real change among no-ops is a change");
     }
 
     #[test]

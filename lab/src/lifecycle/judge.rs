@@ -289,7 +289,7 @@ fn candidate_flags(store: &Store, leaf: &Leaf, candidate: ExperimentId) -> Resul
     }
     let saved = Layout::new(data_dir(store)).run(candidate).candidate_patch();
     match std::fs::read_to_string(&saved) {
-        Ok(patch) if !patch.is_empty() => {
+        Ok(patch) => {
             let workdir = vcs::changed_paths(&leaf.dir).map(|c| c.workdir).unwrap_or_default();
             Ok(flags::diff_flags(&patch, &leaf_prefix(leaf, &workdir)))
         }
