@@ -212,6 +212,30 @@ fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     edit(&lab, "leaves/exact/train.py", "RIGHT = 0", "RIGHT = 20");
     let s = run(&lab, &["exact", "--decide", "--no-smoke"], 0);
     assert_eq!(s["verdict"], "keep", "{s:#}");
+    let h = lab.json(&["holdout", "exact"]);
+    assert_eq!((h["verdict"].as_str(), h["transferred"].as_bool()), (Some("transferred"), Some(true)), "{h:#}");
+}
+
+#[test]
+fn a_gain_tuned_on_the_validation_split_did_not_transfer() {
+    let lab = lab_with(&["exact"]);
+    assert_eq!(run(&lab, &["exact", "--decide", "--seed", "1"], 0)["verdict"], "keep");
+    lab.json(&["baseline", "exact", "--repeats", "1", "-q"]);
+    edit(&lab, "leaves/exact/train.py", "RIGHT = 0\nVAL_ONLY = False", "RIGHT = 20\nVAL_ONLY = True");
+    assert_eq!(run(&lab, &["exact", "--decide", "--no-smoke"], 0)["verdict"], "keep", "right on every val item");
+    let h = lab.json(&["holdout", "exact"]);
+    assert_eq!((h["val_gain"].as_f64(), h["holdout_gain"].as_f64()), (Some(1.0), Some(0.0)), "{h:#}");
+    assert_eq!((h["verdict"].as_str(), h["transferred"].as_bool()), (Some("did_not_transfer"), Some(false)), "{h:#}");
+    let out = lab.cmd(&["holdout", "exact"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did not transfer: the held-out gain's 90% CI 0..0 lies below the validation gain 1"),
+        "{stderr}"
+    );
+    let c = lab.json(&["checkpoint", "tuned", "exact"]);
+    let claim =
+        c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "validation gain transferred to held-out");
+    assert_eq!(claim.unwrap()["verdict"], "fails", "{c:#}");
 }
 
 #[test]

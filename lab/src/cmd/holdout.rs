@@ -12,11 +12,16 @@ use crate::output::{FormatArgs, Report, Table};
 /// Score the leader (and the first baseline) on the held-out split that no
 /// keep decision reads, and say whether the validation gain transferred.
 ///
+/// The verdict comes from an interval of the held-out gain (paired on the
+/// held-out items, at the leaf's gate.confidence): "transferred" when it lies
+/// above zero, "did_not_transfer" when it lies below the validation gain (or
+/// there is no validation gain), "not_shown" when it holds both.
+///
 /// Every call is one counted read of the held-out split (printed: "the
 /// held-out split has been read N times"); a split read often is being tuned
 /// on. Predictions mode re-hashes the saved holdout predictions and labels
-/// first (exit 3 if one changed); in-process mode reads the metrics the frozen
-/// `entry.holdout` returned, sealed at run time. Exit 3 without a leader.
+/// first (exit 3 if one changed); artifact mode reads the held-out scores the
+/// harness sealed at run time. Exit 3 without a leader.
 #[derive(Debug, Args)]
 pub struct HoldoutArgs {
     /// The leaf, by name or directory (default: the leaf containing the working directory)
@@ -36,8 +41,18 @@ pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
     if let Some(b) = &t.baseline {
         scores.push(vec![json!("first baseline"), json!(b.experiment), json!(b.val), json!(b.holdout)]);
     }
-    let mut transfer = Table::new(&["val_gain", "holdout_gain", "ratio", "transferred", "reads"]);
-    transfer.push(vec![json!(t.val_gain), json!(t.holdout_gain), json!(t.ratio), json!(t.transferred), json!(t.reads)]);
+    let mut transfer = Table::new(&["val_gain", "holdout_gain", "holdout_ci", "ratio", "verdict", "reads"]);
+    transfer.push(vec![
+        json!(t.val_gain),
+        json!(t.holdout_gain),
+        json!(t.holdout_ci),
+        json!(t.ratio),
+        json!(t.verdict),
+        json!(t.reads),
+    ]);
+    if let Some(reason) = &t.reason {
+        eprintln!("{}: {reason}", t.verdict.unwrap_or_default().replace('_', " "));
+    }
     let document: Value = serde_json::to_value(&t)?;
     let report = Report {
         json: document,

@@ -181,8 +181,13 @@ fn transfer_claim(transfer: &Result<Transfer, String>) -> Claim {
         Err(e) => claim(c, a, e.clone(), "unknown"),
         Ok(t) => {
             let evidence = format!(
-                "val gain {:?}, held-out gain {:?}, ratio {:?}; the held-out split has been read {} times",
-                t.val_gain, t.holdout_gain, t.ratio, t.reads
+                "val gain {:?}, held-out gain {:?} (interval {:?}), ratio {:?}: {}; the held-out split has been read {} times",
+                t.val_gain,
+                t.holdout_gain,
+                t.holdout_ci,
+                t.ratio,
+                t.reason.as_deref().unwrap_or("no baseline to compare with"),
+                t.reads
             );
             let verdict = match t.transferred {
                 Some(true) => "holds",

@@ -5,9 +5,21 @@
 //! holdout predictions against the holdout labels they were recorded with,
 //! after re-hashing both (`evidence`). Artifact mode reads the sealed metrics
 //! the harness scored on the held-out split at run time (their mean per
-//! experiment). Every call records one read in `holdout_reads` before it
-//! returns numbers: a held-out split read many times is being tuned on, and
-//! the count says so.
+//! experiment) and the per-item held-out scores beside them. Every call records
+//! one read in `holdout_reads` before it returns numbers: a held-out split read
+//! many times is being tuned on, and the count says so.
+//!
+//! Whether the leader's validation gain over the first baseline transferred is
+//! decided on an interval of the held-out gain, from the same gate that keeps
+//! (paired on the held-out items; with the seed noise too in artifact mode),
+//! at the leaf's `gate.confidence`:
+//! - **transferred**: the validation gain is positive and the held-out
+//!   interval lies above zero;
+//! - **did not transfer**: the held-out interval lies below the validation
+//!   gain (the held-out split rejects the gain claimed on val: what tuning on
+//!   the validation split leaves behind), or the validation gain is not positive;
+//! - **not shown**: otherwise: the held-out split is too small or too noisy to
+//!   tell either way.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -15,9 +27,10 @@ use serde::Serialize;
 use super::judge::{self, Mode};
 use crate::error::LabError;
 use crate::evidence;
-use crate::gate::{self, MetricKind};
+use crate::gate::{self, Evidence, GateConfig, ItemEvidence, MetricKind, PairedSamples, ScalarRuns};
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
+use crate::output::format_number;
 use crate::store::Store;
 use crate::store::gate as records;
 use crate::store::runs;
@@ -45,8 +58,15 @@ pub struct Transfer {
     pub holdout_gain: Option<f64>,
     /// Held-out gain / validation gain.
     pub ratio: Option<f64>,
-    /// Same sign on both splits (and a positive validation gain).
+    /// The held-out gain's interval at the leaf's `gate.confidence`.
+    pub holdout_ci: Option<[f64; 2]>,
+    /// `transferred`, `did_not_transfer` or `not_shown` (see the module doc);
+    /// `None` without a baseline or held-out scores.
+    pub verdict: Option<&'static str>,
+    /// `true` for transferred, `false` for did not transfer, `None` otherwise.
     pub transferred: Option<bool>,
+    /// The rule behind the verdict, in one sentence.
+    pub reason: Option<String>,
 }
 
 pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str) -> Result<Transfer> {
@@ -66,7 +86,8 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
     };
     let leader_scored = score(leader_id, leader.value)?;
     let baseline = baseline_id.map(|(e, v)| score(e, v)).transpose()?;
-    let (mut val_gain, mut holdout_gain, mut ratio, mut transferred) = (None, None, None, None);
+    let (mut val_gain, mut holdout_gain, mut ratio) = (None, None, None);
+    let (mut holdout_ci, mut verdict, mut reason) = (None, None, None);
     if let Some(b) = &baseline {
         let v = metric.goal.improvement(b.val, leader_scored.val);
         val_gain = Some(v);
@@ -74,9 +95,17 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
             let h = metric.goal.improvement(bh, lh);
             holdout_gain = Some(h);
             ratio = (v != 0.0).then(|| h / v);
-            transferred = Some(v > 0.0 && h > 0.0);
+            let (lo, hi) = holdout_interval(store, leaf, lock_sha256, b, &leader_scored)?;
+            holdout_ci = Some([lo, hi]);
+            let (which, why) = rule(v, lo, hi, leaf.manifest.gate.confidence);
+            (verdict, reason) = (Some(which), Some(why));
         }
     }
+    let transferred = verdict.and_then(|v| match v {
+        TRANSFERRED => Some(true),
+        DID_NOT_TRANSFER => Some(false),
+        _ => None,
+    });
     Ok(Transfer {
         leaf: leaf.name().to_owned(),
         metric: metric.name.clone(),
@@ -87,8 +116,93 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
         val_gain,
         holdout_gain,
         ratio,
+        holdout_ci,
+        verdict,
         transferred,
+        reason,
     })
+}
+
+pub const TRANSFERRED: &str = "transferred";
+pub const DID_NOT_TRANSFER: &str = "did_not_transfer";
+pub const NOT_SHOWN: &str = "not_shown";
+
+/// The verdict on a validation gain `val_gain` whose held-out gain has the
+/// interval `lo..hi` (see the module doc).
+pub fn rule(val_gain: f64, lo: f64, hi: f64, confidence: f64) -> (&'static str, String) {
+    let ci = format!("{}% CI {}..{}", (confidence * 10_000.0).round() / 100.0, format_number(lo), format_number(hi));
+    let v = format_number(val_gain);
+    if val_gain <= 0.0 {
+        (DID_NOT_TRANSFER, format!("there is no validation gain to transfer ({v})"))
+    } else if lo > 0.0 {
+        (TRANSFERRED, format!("the held-out gain's {ci} lies above zero"))
+    } else if hi < val_gain {
+        (DID_NOT_TRANSFER, format!("the held-out gain's {ci} lies below the validation gain {v}"))
+    } else {
+        (NOT_SHOWN, format!("the held-out gain's {ci} holds both zero and the validation gain {v}"))
+    }
+}
+
+/// The interval of the leader's held-out gain over the baseline, from the gate.
+fn holdout_interval(
+    store: &Store,
+    leaf: &Leaf,
+    lock_sha256: &str,
+    baseline: &Scored,
+    leader: &Scored,
+) -> Result<(f64, f64)> {
+    let metric = &leaf.manifest.metric;
+    let (b, l): (ExperimentId, ExperimentId) = (baseline.experiment.parse()?, leader.experiment.parse()?);
+    let evidence = match Mode::of(leaf) {
+        Mode::Predictions => {
+            let kind: MetricKind = metric.kind().parse().map_err(|err| LabError::usage(format!("{err}")))?;
+            let (bf, lf) = (judge::last_full_files(store, b)?, judge::last_full_files(store, l)?);
+            let labels = judge::same_targets(&lf, l, &bf, b, "holdout")?
+                .ok_or_else(|| LabError::usage(format!("{l} recorded no holdout labels")))?;
+            let pred = |files: &[runs::RunFile], e: ExperimentId| -> Result<Vec<f64>> {
+                let file = evidence::find(files, "predictions", "holdout")
+                    .ok_or_else(|| LabError::usage(format!("{e} saved no holdout predictions")))?;
+                evidence::values(e, file)
+            };
+            Evidence::Predictions(PairedSamples {
+                goal: metric.goal,
+                kind,
+                y_true: evidence::values(l, labels)?,
+                leader_pred: pred(&bf, b)?,
+                candidate_pred: pred(&lf, l)?,
+            })
+        }
+        Mode::Scalar => {
+            let values = |e: ExperimentId| -> Result<Vec<f64>> {
+                Ok(records::sealed_holdout(store.conn(), e)?
+                    .iter()
+                    .filter_map(|m| m.get(&metric.name).and_then(serde_json::Value::as_f64))
+                    .collect())
+            };
+            let items = match (
+                judge::mean_item_scores(store, b, &metric.name, "holdout")?,
+                judge::mean_item_scores(store, l, &metric.name, "holdout")?,
+            ) {
+                (Some(leader), Some(candidate)) if leader.len() == candidate.len() => {
+                    Some(ItemEvidence::Scores { leader, candidate })
+                }
+                _ => None,
+            };
+            let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|x| x.sd);
+            Evidence::Scalar(ScalarRuns {
+                goal: metric.goal,
+                leader: values(b)?,
+                candidate: values(l)?,
+                noise_sd,
+                items,
+            })
+        }
+    };
+    let config = GateConfig { max_candidate_runs: 1, ..judge::config(leaf, l.0 as u64) };
+    let config = GateConfig { min_improvement: 0.0, ..config };
+    let report = gate::decide(&config, &evidence)
+        .map_err(|e| LabError::usage(format!("cannot put an interval on the held-out gain: {e}")))?;
+    Ok((report.ci_low, report.ci_high))
 }
 
 /// The held-out score of one experiment, `None` when the leaf has no held-out split.
@@ -112,4 +226,21 @@ fn holdout_score(store: &Store, leaf: &Leaf, e: ExperimentId) -> Result<Option<f
     let value = gate::score(kind, &y, &p)
         .map_err(|err| LabError::failure(format!("cannot score the holdout predictions of {e}: {err}")))?;
     Ok(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rule_needs_an_interval_not_a_sign() {
+        // A held-out gain of 0.02 of a validation gain of 1, with the interval 0.01..0.03:
+        // positive, but the held-out split rejects the gain claimed on val.
+        assert_eq!(rule(1.0, 0.01, 0.03, 0.9).0, TRANSFERRED, "above zero is shown, however small");
+        assert_eq!(rule(1.0, -0.2, 0.3, 0.9).0, DID_NOT_TRANSFER);
+        assert_eq!(rule(1.0, -0.2, 1.3, 0.9).0, NOT_SHOWN);
+        assert_eq!(rule(-0.1, 0.2, 0.3, 0.9).0, DID_NOT_TRANSFER, "no validation gain to transfer");
+        let (_, why) = rule(1.0, -0.2, 1.3, 0.9);
+        assert_eq!(why, "the held-out gain's 90% CI -0.2000..1.300 holds both zero and the validation gain 1");
+    }
 }

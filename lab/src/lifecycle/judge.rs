@@ -187,7 +187,9 @@ fn item_evidence(
     if candidate_files.is_empty() || leader_files.is_empty() {
         return Ok(None);
     }
-    let Some(labels) = same_targets(&candidate_files, candidate, &leader_files, leader)? else { return Ok(None) };
+    let Some(labels) = same_targets(&candidate_files, candidate, &leader_files, leader, "val")? else {
+        return Ok(None);
+    };
     if let Some(Scorer::Paired(kind)) = whole_sample {
         let outputs = |files: &[RunFile], e| evidence::find(files, "outputs", "val").map(|f| evidence::values(e, f));
         let (Some(candidate_pred), Some(leader_pred)) =
@@ -204,28 +206,34 @@ fn item_evidence(
             candidate_pred: candidate_pred?,
         })));
     }
-    let (Some(candidate_items), Some(leader_items)) =
-        (mean_item_scores(store, candidate, &metric.name)?, mean_item_scores(store, leader, &metric.name)?)
-    else {
+    let (Some(candidate_items), Some(leader_items)) = (
+        mean_item_scores(store, candidate, &metric.name, "val")?,
+        mean_item_scores(store, leader, &metric.name, "val")?,
+    ) else {
         return Ok(None);
     };
     Ok(Some(ItemEvidence::Scores { leader: leader_items, candidate: candidate_items }))
 }
 
-/// The per-item val scores of `experiment`'s successful full runs, averaged
-/// item by item; `None` when a run left no scores.
-fn mean_item_scores(store: &Store, experiment: ExperimentId, metric: &str) -> Result<Option<Vec<f64>>> {
+/// The per-item `split` scores of `experiment`'s successful full runs,
+/// averaged item by item; `None` when a run left no scores.
+pub fn mean_item_scores(
+    store: &Store,
+    experiment: ExperimentId,
+    metric: &str,
+    split: &str,
+) -> Result<Option<Vec<f64>>> {
     let runs = runs::runs_of(store.conn(), experiment)?;
     let mut sum: Vec<f64> = Vec::new();
     let mut count = 0.0;
     for run in runs.iter().filter(|r| r.tier == "full" && r.exit_reason == "ok") {
-        let Some(file) = evidence::find(&run.files, "scores", "val") else { return Ok(None) };
+        let Some(file) = evidence::find(&run.files, "scores", split) else { return Ok(None) };
         let items = evidence::scores(experiment, file, metric)?;
         if sum.is_empty() {
             sum = vec![0.0; items.len()];
         } else if items.len() != sum.len() {
             return Err(LabError::refused(format!(
-                "the full runs of {experiment} scored {} and {} val items; runs of one experiment share their items",
+                "the full runs of {experiment} scored {} and {} {split} items; runs of one experiment share their items",
                 sum.len(),
                 items.len()
             ))
@@ -237,19 +245,20 @@ fn mean_item_scores(store: &Store, experiment: ExperimentId, metric: &str) -> Re
     Ok((count > 0.0).then(|| sum.into_iter().map(|s| s / count).collect()))
 }
 
-/// The candidate's val labels, after checking the leader was scored on the
-/// same ones (refused otherwise); `None` when the candidate recorded none.
-fn same_targets<'a>(
+/// The candidate's `split` labels, after checking the leader was scored on
+/// the same ones (refused otherwise); `None` when the candidate recorded none.
+pub fn same_targets<'a>(
     candidate_files: &'a [RunFile],
     candidate: ExperimentId,
     leader_files: &[RunFile],
     leader: ExperimentId,
+    split: &str,
 ) -> Result<Option<&'a RunFile>> {
-    let Some(labels) = evidence::find(candidate_files, "labels", "val") else { return Ok(None) };
-    let leader_labels = evidence::find(leader_files, "labels", "val");
+    let Some(labels) = evidence::find(candidate_files, "labels", split) else { return Ok(None) };
+    let leader_labels = evidence::find(leader_files, "labels", split);
     if leader_labels.is_some_and(|l| l.sha256 != labels.sha256) {
         return Err(LabError::refused(format!(
-            "{candidate} and the leader {leader} were scored on different val labels (sha256 {} and {})",
+            "{candidate} and {leader} were scored on different {split} labels (sha256 {} and {})",
             labels.sha256,
             leader_labels.map(|l| l.sha256.as_str()).unwrap_or_default()
         ))
@@ -269,7 +278,7 @@ fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, lea
         evidence::values(e, file)
     };
     let (candidate_pred, leader_pred) = (val(&candidate_files, candidate)?, val(&leader_files, leader)?);
-    let labels = same_targets(&candidate_files, candidate, &leader_files, leader)?
+    let labels = same_targets(&candidate_files, candidate, &leader_files, leader, "val")?
         .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
     let y_true = evidence::values(candidate, labels)?;
     Ok(Evidence::Predictions(PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred }))

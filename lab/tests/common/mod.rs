@@ -91,7 +91,7 @@ impl TestLab {
     }
 
     /// insta settings for output that names this lab: its root, times, sha256s
-    /// (chain hashes, comparison keys), hosts, pids and commits redacted.
+    /// (chain hashes, comparison keys), hosts, pids, commits and sandbox statuses redacted.
     pub fn redactions(&self) -> insta::Settings {
         let mut settings = insta::Settings::clone_current();
         let root = self.root().canonicalize().unwrap();
@@ -105,6 +105,8 @@ impl TestLab {
             (r"\b[0-9a-f]{40}\b".to_owned(), "[COMMIT]"),
             (r"\b[0-9a-f]{12}\b".to_owned(), "[SHORT]"),
             (r#""(host|pid)": ("[^"]*"|\d+)"#.to_owned(), r#""$1": "[$1]""#),
+            // What the kernel enforced depends on the machine (a Landlock ABI, or none).
+            (r#""sandbox": "[^"]*""#.to_owned(), r#""sandbox": "[sandbox]""#),
         ] {
             settings.add_filter(&pattern, with);
         }
