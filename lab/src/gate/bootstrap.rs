@@ -30,6 +30,7 @@ use super::kind::MetricKind;
 use super::metrics::{Decomposition, MetricError, decomposition, losses, score, validate};
 use super::rank::WholeStat;
 use super::resample::{Route, resample};
+use super::scalar::sum_sq_dev;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BootstrapOptions {
@@ -119,8 +120,7 @@ pub fn paired_bootstrap(
 fn summarize(improvement: f64, mut samples: Vec<f64>, confidence: f64, n: usize) -> BootstrapEstimate {
     let better = samples.iter().filter(|&&d| d > 0.0).count();
     let count = samples.len() as f64;
-    let centre = samples.iter().sum::<f64>() / count;
-    let se = (samples.iter().map(|d| (d - centre).powi(2)).sum::<f64>() / (count - 1.0).max(1.0)).sqrt();
+    let se = (sum_sq_dev(&samples) / (count - 1.0).max(1.0)).sqrt();
     samples.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
     BootstrapEstimate {

@@ -16,12 +16,12 @@
 //!   at the candidate's last allowed run.
 //! - NO_NOISE_ESTIMATE (scalar mode) when the leader has a single run and no
 //!   stored noise sd: without noise, no gap is called a win, however large.
+//! - FAIL otherwise.
 //!
 //! Scalar mode's interval carries both noises: the seeds' (repeats) and the
 //! items' (the paired per-item scores the runs left, see `scalar`), so a
 //! deterministic leaf rerun to identical values is still judged on how many
 //! of its validation items moved.
-//! - FAIL otherwise.
 //!
 //! Scalar mode looks at a growing candidate up to `max_candidate_runs` times,
 //! and each look is a chance for a lucky pass. So the level of the interval at

@@ -63,7 +63,7 @@ pub(crate) fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-fn sum_sq_dev(values: &[f64]) -> f64 {
+pub(crate) fn sum_sq_dev(values: &[f64]) -> f64 {
     let m = mean(values);
     values.iter().map(|v| (v - m).powi(2)).sum()
 }

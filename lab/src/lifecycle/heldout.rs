@@ -173,12 +173,6 @@ fn holdout_interval(
             })
         }
         Mode::Scalar => {
-            let values = |e: ExperimentId| -> Result<Vec<f64>> {
-                Ok(records::sealed_holdout(store.conn(), e)?
-                    .iter()
-                    .filter_map(|m| m.get(&metric.name).and_then(serde_json::Value::as_f64))
-                    .collect())
-            };
             let items = match (
                 judge::mean_item_scores(store, b, &metric.name, "holdout")?,
                 judge::mean_item_scores(store, l, &metric.name, "holdout")?,
@@ -191,28 +185,32 @@ fn holdout_interval(
             let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|x| x.sd);
             Evidence::Scalar(ScalarRuns {
                 goal: metric.goal,
-                leader: values(b)?,
-                candidate: values(l)?,
+                leader: sealed_values(store, b, &metric.name)?,
+                candidate: sealed_values(store, l, &metric.name)?,
                 noise_sd,
                 items,
             })
         }
     };
-    let config = GateConfig { max_candidate_runs: 1, ..judge::config(leaf, l.0 as u64) };
-    let config = GateConfig { min_improvement: 0.0, ..config };
+    let config = GateConfig { max_candidate_runs: 1, min_improvement: 0.0, ..judge::config(leaf, l.0 as u64) };
     let report = gate::decide(&config, &evidence)
         .map_err(|e| LabError::usage(format!("cannot put an interval on the held-out gain: {e}")))?;
     Ok((report.ci_low, report.ci_high))
+}
+
+/// The sealed held-out `metric` of each of `e`'s runs (artifact mode).
+fn sealed_values(store: &Store, e: ExperimentId, metric: &str) -> Result<Vec<f64>> {
+    Ok(records::sealed_holdout(store.conn(), e)?
+        .iter()
+        .filter_map(|m| m.get(metric).and_then(serde_json::Value::as_f64))
+        .collect())
 }
 
 /// The held-out score of one experiment, `None` when the leaf has no held-out split.
 fn holdout_score(store: &Store, leaf: &Leaf, e: ExperimentId) -> Result<Option<f64>> {
     let metric = &leaf.manifest.metric;
     if Mode::of(leaf) == Mode::Scalar {
-        let values: Vec<f64> = records::sealed_holdout(store.conn(), e)?
-            .iter()
-            .filter_map(|m| m.get(&metric.name).and_then(serde_json::Value::as_f64))
-            .collect();
+        let values = sealed_values(store, e, &metric.name)?;
         return Ok((!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64));
     }
     let files = judge::last_full_files(store, e)?;
