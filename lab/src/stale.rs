@@ -75,6 +75,7 @@ mod tests {
             mechanism: "m".into(),
             status: "running".into(),
             verdict: None,
+            check: None,
             metrics: Value::Null,
             mechanism_verdict: None,
             theory_revision: None,

@@ -311,7 +311,7 @@ fn every_read_format_renders() {
     let csv = lab.ok(&["log", "--format", "csv"]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let row = reader.records().next().unwrap().unwrap();
-    assert_eq!((&row[5], &row[6]), ("agent", "a, \"quoted\""));
+    assert_eq!((&row[6], &row[7]), ("agent", "a, \"quoted\""));
     assert!(lab.ok(&["log", "--format", "md"]).starts_with("| experiment |"));
 }
 

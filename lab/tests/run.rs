@@ -204,6 +204,31 @@ fn smoke_runs_are_marked_and_never_kept() {
 }
 
 #[test]
+fn smoke_checks_are_not_failures_of_an_idea() {
+    let lab = lab_with(&["ok", "crash"]);
+    run(&lab, &["ok", "--smoke"], 0);
+    run(&lab, &["crash", "--smoke"], 4);
+    run(&lab, &["crash", "--decide", "--no-smoke"], 4);
+    let failures = lab.json(&["failures"]);
+    let shown: Vec<&str> = failures.as_array().unwrap().iter().map(|r| r["experiment"].as_str().unwrap()).collect();
+    assert_eq!(shown, ["e3"], "only the full run's crash is a failure: {failures:#}");
+    let context = lab.json(&["context"]);
+    let counts = &context["counts"];
+    assert_eq!(
+        (counts["discard"].as_u64(), counts["crash"].as_u64(), counts["checks"].as_u64()),
+        (Some(0), Some(1), Some(2))
+    );
+    let log = lab.json(&["log"]);
+    let verdicts: Vec<(&str, Option<&str>)> =
+        log.as_array().unwrap().iter().map(|r| (r["verdict"].as_str().unwrap(), r["check"].as_str())).collect();
+    assert_eq!(verdicts, [("crash", None), ("crash", Some("smoke")), ("discard", Some("smoke"))]);
+    let table = lab.ok(&["context", "--leaf", "crash"]);
+    assert!(table.contains("smoke check failed"), "{table}");
+    let titles: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["baseline", "smoke check", "smoke check"], "never under the baseline's hypothesis");
+}
+
+#[test]
 fn changed_frozen_files_and_changes_outside_the_mutable_set_are_refused() {
     let lab = lab_with(&["ok"]);
     let data = lab.path("leaves/ok/data.py");

@@ -50,6 +50,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
             leaf: leaf.clone(),
             verdicts: vec!["discard", "crash"],
             limit: Some(args.recent.min(5)),
+            research_only: true,
             ..Default::default()
         },
     )?;
@@ -79,6 +80,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         "keep",
         "discard",
         "crash",
+        "checks",
     ]);
     summary.push(vec![
         lab.manifest.name.clone().into(),
@@ -91,6 +93,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         counts.keep.into(),
         counts.discard.into(),
         counts.crash.into(),
+        counts.checks.into(),
     ]);
     sections.push(("summary".to_owned(), summary));
     sections.push(("best kept result per metric (the harness's, in the current comparison)".to_owned(), bests(&best)));
@@ -104,7 +107,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         recent_table.push(vec![
             r.experiment.clone().into(),
             r.hypothesis.clone().into(),
-            r.verdict.clone().unwrap_or_else(|| stale::shown_state(r, now, &host, lab.manifest.stale_after)).into(),
+            r.shown_verdict().unwrap_or_else(|| stale::shown_state(r, now, &host, lab.manifest.stale_after)).into(),
             r.provenance().into(),
             r.title.clone().into(),
             r.metrics.clone(),

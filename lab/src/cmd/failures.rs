@@ -26,6 +26,7 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
         leaf: leaf.clone(),
         verdicts: vec!["discard", "crash"],
         limit: (args.limit > 0).then_some(args.limit),
+        research_only: true,
         ..HistoryQuery::default()
     };
     let rows = queries::history(store.conn(), &query)?;

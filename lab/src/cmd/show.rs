@@ -51,12 +51,13 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         json!(s.last_activity),
     ]);
     let mut recent_table =
-        Table::new(&["experiment", "hypothesis", "verdict", "source", "title", "metrics", "started_at"]);
+        Table::new(&["experiment", "hypothesis", "verdict", "check", "source", "title", "metrics", "started_at"]);
     for r in &recent {
         recent_table.push(vec![
             json!(r.experiment),
             json!(r.hypothesis),
             json!(r.verdict),
+            json!(r.check),
             json!(r.provenance()),
             json!(r.title),
             r.metrics.clone(),

@@ -106,7 +106,15 @@ pub(super) fn record_experiment(
                     created_at: records::now(),
                 },
             )?,
-            (None, None) => runs::auto_hypothesis(tx, leaf.name(), if no_leader { "baseline" } else { "run" })?,
+            (None, None) => {
+                // A smoke check tests the code, not an idea: it never stands under the baseline's hypothesis.
+                let title = match (opts.smoke_only, no_leader) {
+                    (true, _) => "smoke check",
+                    (false, true) => "baseline",
+                    (false, false) => "run",
+                };
+                runs::auto_hypothesis(tx, leaf.name(), title)?
+            }
         };
         let title = runs::hypothesis_title(tx, hypothesis)?;
         let experiment = records::add_experiment(

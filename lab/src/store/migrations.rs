@@ -316,6 +316,33 @@ const MIGRATIONS: &[(&str, &str)] = &[
          only lab registers; `lab verify` re-derives it. All backfilled.",
         include_str!("migrations/8.sql"),
     ),
+    (
+        "9: smoke runs are checks, not research. A smoke-only experiment
+         (`experiments.smoke`) is counted under `checks:<verdict>` instead of
+         `results:<verdict>`, so it is never a discard or a failure of an idea in
+         the counts. The flag is set in the transaction that inserts the
+         experiment, before any result, so the trigger can read it. Backfilled.",
+        r"
+        DROP TRIGGER tally_result;
+        DROP TRIGGER tally_result_superseded;
+        CREATE TRIGGER tally_result AFTER INSERT ON results WHEN new.superseded_by IS NULL BEGIN
+            INSERT INTO tallies VALUES (coalesce(new.leaf, ''),
+                CASE WHEN (SELECT smoke FROM experiments WHERE id = new.experiment_id) THEN 'checks:' ELSE 'results:' END
+                    || new.verdict, 1)
+                ON CONFLICT DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER tally_result_superseded AFTER UPDATE OF superseded_by ON results
+        WHEN old.superseded_by IS NULL AND new.superseded_by IS NOT NULL BEGIN
+            UPDATE tallies SET n = n - 1 WHERE leaf = coalesce(old.leaf, '') AND kind =
+                CASE WHEN (SELECT smoke FROM experiments WHERE id = old.experiment_id) THEN 'checks:' ELSE 'results:' END
+                    || old.verdict;
+        END;
+        DELETE FROM tallies WHERE kind LIKE 'results:%';
+        INSERT INTO tallies SELECT coalesce(r.leaf, ''), CASE WHEN e.smoke THEN 'checks:' ELSE 'results:' END || r.verdict,
+            COUNT(*) FROM results r JOIN experiments e ON e.id = r.experiment_id
+            WHERE r.superseded_by IS NULL GROUP BY 1, 2;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -26,6 +26,8 @@ pub struct HistoryRow {
     pub mechanism: String,
     pub status: String,
     pub verdict: Option<String>,
+    /// `smoke` for a smoke-only run: a check that the code runs, not a test of its hypothesis.
+    pub check: Option<String>,
     pub metrics: Value,
     pub mechanism_verdict: Option<String>,
     pub theory_revision: Option<String>,
@@ -55,6 +57,8 @@ pub struct HistoryQuery {
     pub since: Option<String>,
     /// Only experiments still marked running.
     pub running: bool,
+    /// Leave out smoke checks: they test the code, not an idea (failures, discards).
+    pub research_only: bool,
     /// Sort best-first by this metric instead of newest-first.
     pub sort: Option<(String, Goal)>,
     pub limit: Option<usize>,
@@ -63,7 +67,7 @@ pub struct HistoryQuery {
 const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
     r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
     e.started_at, e.finished_at, r.source, r.comparison,
-    (SELECT u.sandbox FROM runs u WHERE u.experiment_id = e.id ORDER BY u.id DESC LIMIT 1)";
+    (SELECT u.sandbox FROM runs u WHERE u.experiment_id = e.id ORDER BY u.id DESC LIMIT 1), e.smoke";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     let mut args: Vec<SqlValue> = Vec::new();
@@ -114,6 +118,9 @@ pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     if q.running {
         conditions.push("e.status = 'running'".to_owned());
     }
+    if q.research_only {
+        conditions.push("e.smoke = 0".to_owned());
+    }
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
@@ -132,6 +139,15 @@ pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
 }
 
 impl HistoryRow {
+    /// The verdict as tables show it: a smoke check `passed` or `failed`, never a discard of an idea.
+    pub fn shown_verdict(&self) -> Option<String> {
+        match (&self.check, self.verdict.as_deref()) {
+            (Some(tier), Some("crash")) => Some(format!("{tier} check failed")),
+            (Some(tier), Some(_)) => Some(format!("{tier} check passed")),
+            _ => self.verdict.clone(),
+        }
+    }
+
     /// Who recorded the result, flagged when the code ran without a sandbox:
     /// `harness`, `agent`, `harness, unsandboxed (none)`.
     pub fn provenance(&self) -> Option<String> {
@@ -153,6 +169,7 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         mechanism: r.get(4)?,
         status: r.get(5)?,
         verdict: r.get(6)?,
+        check: r.get::<_, bool>(22)?.then(|| "smoke".to_owned()),
         metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null),
         mechanism_verdict: r.get(8)?,
         theory_revision: r.get(9)?,
@@ -187,6 +204,8 @@ pub struct Counts {
     pub keep: u64,
     pub discard: u64,
     pub crash: u64,
+    /// Smoke checks (passed or failed): runs of the code, not results of an idea.
+    pub checks: u64,
 }
 
 /// ` WHERE leaf = ?1 AND <extra>` or ` WHERE <extra>`: the leaf filter only when scoped.
@@ -217,6 +236,7 @@ pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
             "results:keep" => counts.keep = n,
             "results:discard" => counts.discard = n,
             "results:crash" => counts.crash = n,
+            k if k.starts_with("checks:") => counts.checks += n,
             _ => {}
         }
     }

@@ -67,3 +67,32 @@ fn a_seventh_schema_database_gets_sources_comparisons_and_a_chain() {
     let provenance: Vec<&str> = report.checks[3].findings.iter().map(|f| f.kind).collect();
     assert_eq!(provenance, ["agent-on-harness", "rewritten"]);
 }
+
+#[test]
+fn migration_nine_counts_smoke_runs_as_checks_and_keeps_counting_them() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate_to(&mut conn, 8).unwrap();
+    let tally = |conn: &Connection, kind: &str| -> i64 {
+        conn.query_row("SELECT coalesce(SUM(n), 0) FROM tallies WHERE kind = ?1", [kind], |r| r.get(0)).unwrap()
+    };
+    conn.execute_batch(
+        "INSERT INTO hypotheses (id, title, mechanism, leaf, created_at) VALUES (1, 'h', 'm', 'toy', 't');
+         INSERT INTO experiments (id, hypothesis_id, leaf, host, started_at, smoke) VALUES
+             (1, 1, 'toy', 'h', 't', 0), (2, 1, 'toy', 'h', 't', 1);
+         INSERT INTO results (experiment_id, leaf, verdict, metrics, created_at, source) VALUES
+             (1, 'toy', 'discard', '{}', 't', 'harness'), (2, 'toy', 'discard', '{}', 't', 'harness');",
+    )
+    .unwrap();
+    assert_eq!(tally(&conn, "results:discard"), 2, "schema 8 counted the smoke run as a discard");
+    migrate(&mut conn).unwrap();
+    assert_eq!((tally(&conn, "results:discard"), tally(&conn, "checks:discard")), (1, 1));
+    conn.execute_batch(
+        "INSERT INTO experiments (id, hypothesis_id, leaf, host, started_at, smoke) VALUES (3, 1, 'toy', 'h', 't', 1);
+         INSERT INTO results (experiment_id, leaf, verdict, metrics, created_at, source)
+             VALUES (3, 'toy', 'crash', '{}', 't', 'harness');",
+    )
+    .unwrap();
+    assert_eq!((tally(&conn, "results:crash"), tally(&conn, "checks:crash")), (0, 1));
+    conn.execute("UPDATE results SET superseded_by = 1 WHERE experiment_id = 3", []).unwrap();
+    assert_eq!(tally(&conn, "checks:crash"), 0, "a superseded check leaves its own tally");
+}
