@@ -24,3 +24,4 @@ pub mod store;
 pub mod submit;
 pub mod supervisor;
 pub mod vcs;
+pub mod yaml;
