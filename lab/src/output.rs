@@ -5,8 +5,19 @@
 //! Write commands answer with [`answer`]: one JSON object under `--json`, else
 //! their usual text.
 //! Status and progress go to stderr elsewhere; nothing here writes to stderr.
+//!
+//! Every byte of data reaches stdout through [`stdout`] (or [`outln!`]), never
+//! `println!`, which panics when stdout is full and whose panic came after a
+//! write command had committed (a retry then recorded it twice). A write that
+//! fails does not fail the command: the rest of its output is kept instead,
+//! and `main` asks [`undelivered`] at the end. A reader that went away (`lab
+//! context | head`) is the conventional quiet end; any other failure (a full
+//! disk, `> /dev/full`) is reported on stderr with what could not be printed,
+//! so an id that was recorded is never hidden.
 
+use std::fmt;
 use std::io::{self, Write};
+use std::sync::{Mutex, PoisonError};
 
 use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, presets};
@@ -21,6 +32,88 @@ pub enum Format {
     Csv,
     Tsv,
     Md,
+}
+
+/// What could not be printed, after the first failed write to stdout.
+#[derive(Debug)]
+struct Failed {
+    error: io::Error,
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+/// Enough to show a write command's answer (an id, a JSON object) whole.
+const KEPT_BYTES: usize = 16 * 1024;
+
+static FAILED: Mutex<Option<Failed>> = Mutex::new(None);
+
+/// The process's stdout, written through at once; after a failed write it only
+/// keeps what it is given (see the module docs), so writes to it never fail.
+#[derive(Debug, Clone, Copy)]
+pub struct Stdout;
+
+pub fn stdout() -> Stdout {
+    Stdout
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            // Flushed per write: an error must surface here, not in a buffer dropped at exit.
+            #[allow(clippy::disallowed_methods)] // the one place that holds the raw stdout
+            let mut out = io::stdout().lock();
+            match out.write_all(buf).and_then(|()| out.flush()) {
+                Ok(()) => return Ok(buf.len()),
+                Err(error) => *failed = Some(Failed { error, kept: Vec::new(), dropped: 0 }),
+            }
+        }
+        if let Some(f) = failed.as_mut() {
+            let room = KEPT_BYTES.saturating_sub(f.kept.len()).min(buf.len());
+            f.kept.extend_from_slice(&buf[..room]);
+            f.dropped += buf.len() - room;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One line of data on stdout: what [`outln!`] expands to.
+pub fn line(args: fmt::Arguments<'_>) {
+    // `Stdout` never fails; a failed write is kept for `undelivered`.
+    let _ = writeln!(Stdout, "{args}");
+}
+
+/// `println!` for data: through [`stdout`], so a closed or full stdout is never a panic.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
+/// After the command: `None` when stdout took everything or its reader went
+/// away (a broken pipe), else why it failed and the output it did not take.
+pub fn undelivered() -> Option<String> {
+    let failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+    if failed.error.kind() == io::ErrorKind::BrokenPipe {
+        return None;
+    }
+    let mut report = format!("error: cannot write to stdout: {}", failed.error);
+    if !failed.kept.is_empty() {
+        report.push_str("\nwhat the command recorded stands; the output it could not print:\n");
+        report.push_str(String::from_utf8_lossy(&failed.kept).trim_end());
+    }
+    if failed.dropped > 0 {
+        report.push_str(&format!("\n... and {} more bytes", failed.dropped));
+    }
+    Some(report)
 }
 
 /// `--format` and its `--json` shorthand, flattened into every read command.
@@ -44,7 +137,7 @@ impl FormatArgs {
 /// document when `json` (its `--json` flag), else whatever `text` prints.
 pub fn answer<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce()) -> serde_json::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        crate::outln!("{}", serde_json::to_string_pretty(value)?);
     } else {
         text();
     }

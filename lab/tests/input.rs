@@ -42,3 +42,24 @@ fn manifests_too_large_or_too_deep_are_refused_before_parsing() {
     let err = lab.fails(&["log"], 2);
     assert!(err.contains("lab.yaml` nests deeper than 64 levels"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_a_full_one_shows_what_was_recorded() {
+    let lab = TestLab::new();
+    for args in [&["hypothesis", "a", "-m", "b"][..], &["context"], &["log", "--format", "jsonl"]] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read); // the reader is gone before lab writes: `lab ... | head -0`
+        let out = lab.std_cmd_in(lab.root(), args).stdout(write).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "lab {args:?}: {stderr}");
+        assert!(!stderr.contains("error") && !stderr.contains("panicked"), "lab {args:?}: {stderr}");
+    }
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = lab.std_cmd_in(lab.root(), &["hypothesis", "c", "-m", "d", "--json"]).stdout(full).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout: No space left on device"), "{stderr}");
+    assert!(stderr.contains(r#""hypothesis": "h2""#) && !stderr.contains("panicked"), "{stderr}");
+    let titles: i64 = lab.db().query_row("SELECT COUNT(*) FROM hypotheses", [], |r| r.get(0)).unwrap();
+    assert_eq!(titles, 2, "each hypothesis recorded once");
+}

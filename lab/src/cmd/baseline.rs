@@ -8,6 +8,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::leaf;
 use crate::lifecycle::baseline::{self, BaselineOptions};
+use crate::outln;
 use crate::output::{self, format_number};
 
 /// Rerun the leader's committed code under new seeds and store the spread of its metric.
@@ -47,7 +48,7 @@ pub fn run(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
     let s = baseline::baseline(&lab, &mut store, options)?;
     output::answer(args.json, &s, || {
         let seeds: Vec<String> = s.seeds.iter().map(ToString::to_string).collect();
-        println!(
+        outln!(
             "{} baseline of leader {}: {} runs, {} mean {} sd {}",
             s.leaf,
             s.leader,
@@ -56,8 +57,8 @@ pub fn run(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
             format_number(s.mean),
             format_number(s.sd)
         );
-        println!("  new seeds: {}", seeds.join(", "));
-        println!("  log: {}", s.log);
+        outln!("  new seeds: {}", seeds.join(", "));
+        outln!("  log: {}", s.log);
     })?;
     Ok(())
 }

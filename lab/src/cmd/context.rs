@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 use crate::stale;
 use crate::store::comparisons;
@@ -169,7 +170,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
             json["saturation"] = json!({ "error": format!("{e:#}") });
         }
     }
-    Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Report { json, sections }.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }
 

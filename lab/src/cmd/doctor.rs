@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::lifecycle::doctor;
+use crate::outln;
 use crate::store::{LATEST_VERSION, OpenMode, Store};
 
 /// Check the Python a leaf would run in (asked from inside a worker) and where the research memory is.
@@ -43,7 +44,7 @@ pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<()> {
         "worker": diagnosis.worker,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
     }
@@ -92,6 +93,6 @@ fn print_text(report: &Value) {
         ("worker", text(&report["worker"])),
     ];
     for (key, value) in rows {
-        println!("{key:<14}{value}");
+        outln!("{key:<14}{value}");
     }
 }

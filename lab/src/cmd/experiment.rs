@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::ids::HypothesisId;
+use crate::outln;
 use crate::output;
 use crate::stale;
 use crate::store::records::{self, NewExperiment};
@@ -66,6 +67,6 @@ pub fn run(ctx: &Ctx, args: ExperimentArgs) -> Result<()> {
         "budget_s": e.budget_s,
         "started_at": e.started_at,
     });
-    output::answer(args.json, &answer, || println!("{id}"))?;
+    output::answer(args.json, &answer, || outln!("{id}"))?;
     Ok(())
 }

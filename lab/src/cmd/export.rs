@@ -16,6 +16,7 @@ use tempfile::NamedTempFile;
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::output;
 use crate::output::{Format, Table};
 use crate::store::queries::{self, HistoryQuery};
 use crate::store::transfer;
@@ -64,7 +65,7 @@ pub fn run(ctx: &Ctx, args: ExportArgs) -> Result<()> {
         }
     };
     match &args.output {
-        None => write(&mut io::stdout().lock()),
+        None => write(&mut output::stdout()),
         Some(path) => {
             let path = ctx.cwd.join(path);
             refuse_special(&path)?;

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::output;
 use crate::output::{FormatArgs, Table};
 use crate::stale;
 use crate::store::comparisons;
@@ -93,7 +94,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             archive(store.conn(), &r.experiment)?.into(),
         ]);
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     let compared = match &query.leaf {
         Some(leaf) => comparisons::current(store.conn(), leaf)?.into_iter().collect(),
         None => comparisons::all_current(store.conn())?,
