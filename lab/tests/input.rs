@@ -63,3 +63,43 @@ fn a_closed_stdout_ends_quietly_and_a_full_one_shows_what_was_recorded() {
     let titles: i64 = lab.db().query_row("SELECT COUNT(*) FROM hypotheses", [], |r| r.get(0)).unwrap();
     assert_eq!(titles, 2, "each hypothesis recorded once");
 }
+
+#[test]
+fn the_same_praxlab_database_imports_once() {
+    let lab = TestLab::new();
+    praxlab_db(&lab.path("experiments.db"));
+    lab.ok(&["import", "praxlab", "experiments.db"]);
+    let out = lab.cmd(&["import", "praxlab", "experiments.db"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("`experiments.db` was imported already (import 1 of `experiments.db`"), "{stderr}");
+    assert!(stderr.contains("nothing imported"), "{stderr}");
+    let rows: i64 = lab.db().query_row("SELECT COUNT(*) FROM experiments", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 3, "not doubled");
+    let verify = lab.json(&["verify"]);
+    assert_eq!(verify["ok"], true, "the import's record is chained: {verify}");
+}
+
+#[test]
+fn what_cannot_be_mapped_or_is_not_praxlab_is_refused_naming_it() {
+    let lab = TestLab::new();
+    praxlab_db(&lab.path("renamed.db"));
+    lab.db_at("renamed.db").execute_batch("ALTER TABLE results RENAME COLUMN metrics_json TO metrics").unwrap();
+    let err = lab.fails(&["import", "praxlab", "renamed.db"], 2);
+    assert!(err.contains("PraxLab table `results` in `"), "{err}");
+    assert!(err.contains("has no column `metrics_json`, and columns lab cannot map: `metrics`"), "{err}");
+    praxlab_db(&lab.path("garbled.db"));
+    lab.db_at("garbled.db")
+        .execute_batch("UPDATE results SET metrics_json = '{val_bpb: 1' WHERE experiment_id = 'e1'")
+        .unwrap();
+    let err = lab.fails(&["import", "praxlab", "garbled.db"], 2);
+    assert!(err.contains("PraxLab result of `e1`") && err.contains("metrics_json is not JSON"), "{err}");
+    let err = lab.fails(&["import", "praxlab", ".lab/lab.db"], 2);
+    assert!(err.contains("lab.db` is this lab's own research database, not a PraxLab one"), "{err}");
+    std::fs::create_dir(lab.path("dir.db")).unwrap();
+    let err = lab.fails(&["import", "praxlab", "dir.db"], 2);
+    assert!(err.contains("dir.db` is a directory, not a PraxLab database"), "{err}");
+    let err = lab.fails(&["import", "results-tsv", "dir.db"], 2);
+    assert!(err.contains("dir.db` is a directory, not a results.tsv"), "{err}");
+    assert_eq!(lab.ok(&["export"]), "", "nothing was imported");
+}

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod comparisons;
 mod fsck;
 pub mod gate;
+pub mod imports;
 pub mod leaves;
 mod migrations;
 pub mod queries;
