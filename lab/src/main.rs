@@ -16,7 +16,8 @@ use lab::{error, output};
 fn main() -> ExitCode {
     fill_closed_std_fds();
     let cli = Cli::parse();
-    let result = Ctx::new(cli.root).and_then(|ctx| cli.command.run(&ctx));
+    let result = Ctx::new(cli.root)
+        .and_then(|ctx| cli.command.run(&ctx).map_err(|err| error::naming_database(err, ctx.database())));
     let mut code = match &result {
         Ok(()) => 0,
         Err(err) => {

@@ -103,3 +103,43 @@ fn what_cannot_be_mapped_or_is_not_praxlab_is_refused_naming_it() {
     assert!(err.contains("dir.db` is a directory, not a results.tsv"), "{err}");
     assert_eq!(lab.ok(&["export"]), "", "nothing was imported");
 }
+
+/// Overwrite the last pages of the lab's database: it still opens, and a later query fails.
+fn damage_deep_pages(lab: &TestLab) {
+    for i in 0..40 {
+        lab.ok(&["hypothesis", &format!("title {i} {}", "x".repeat(300)), "-m", "m"]);
+    }
+    let path = lab.path(".lab/lab.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = bytes.len();
+    bytes[len - 3 * 4096..].fill(0x55);
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn database_errors_name_the_database_and_doctor_says_what_it_is() {
+    common::require_venv();
+    let lab = TestLab::new();
+    damage_deep_pages(&lab);
+    let db = lab.path(".lab/lab.db").canonicalize().unwrap();
+    let err = lab.fails(&["hypothesis", "a", "-m", "b"], 1);
+    assert!(err.contains(&format!("the research database `{}` failed", db.display())), "{err}");
+    assert!(err.contains("database disk image is malformed"), "{err}");
+    let (stdout, err) = lab.exits(&["doctor"], 1);
+    assert!(stdout.contains("lab.db: damaged:"), "{stdout}");
+    assert!(err.contains("lab.db` is damaged"), "{err}");
+
+    std::fs::write(lab.path(".lab/lab.db"), "not a database, only text that is long enough to fill a header\n")
+        .unwrap();
+    let (stdout, _) = lab.exits(&["doctor"], 1);
+    assert!(stdout.contains("lab.db: not a SQLite database"), "{stdout}");
+    assert!(!stdout.contains("not created yet"), "{stdout}");
+
+    let newer = TestLab::new();
+    newer.db().pragma_update(None, "user_version", 99).unwrap();
+    let (stdout, _) = newer.exits(&["doctor", "--json"], 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["schema_version"], 99);
+    let expected = format!("a newer schema (version 99) than this lab knows ({})", report["schema_latest"]);
+    assert_eq!(report["database_problem"], expected.as_str());
+}
