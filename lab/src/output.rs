@@ -184,7 +184,7 @@ impl Table {
         let mut table = comfy_table::Table::new();
         table.load_style(style).set_content_arrangement(ContentArrangement::Disabled).set_header(&self.columns);
         for row in &self.rows {
-            table.add_row(row.iter().map(display_text));
+            table.add_row(row.iter().map(|cell| visible(&display_text(cell))));
         }
         table
     }
@@ -222,6 +222,18 @@ pub fn display_text(value: &Value) -> String {
         }
         other => cell_text(other),
     }
+}
+
+/// `text` safe to show on a terminal: control characters (ANSI escapes, CR,
+/// newlines, tabs) and bidirectional overrides escaped as `\u{1b}`, `\r`, so
+/// a title cannot move the cursor, recolour or overwrite what a person reads.
+/// Only the people's formats (`table`, `md`) use it; JSON and CSV keep the value.
+pub fn visible(text: &str) -> String {
+    let hidden = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// A cell as text: strings bare, null empty, numbers and objects as JSON.
@@ -308,6 +320,20 @@ mod tests {
             render(Format::Jsonl),
             "{\"id\":\"e1\",\"title\":\"a \\\"quoted\\\", title\",\"val_bpb\":0.99}\n{\"id\":\"e2\",\"title\":\"tab\\there\",\"val_bpb\":null}\n"
         );
+    }
+
+    #[test]
+    fn people_formats_escape_control_characters_and_machines_keep_them() {
+        let mut t = Table::new(&["title"]);
+        t.push(vec![json!("red \u{1b}[31mtext\rover\u{202e}")]);
+        let mut table = Vec::new();
+        t.write(Format::Table, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains(r"red \u{1b}[31mtext\rover\u{202e}"), "{table}");
+        assert!(!table.contains('\u{1b}') && !table.contains('\r'), "{table}");
+        let mut jsonl = Vec::new();
+        t.write(Format::Jsonl, &mut jsonl).unwrap();
+        assert_eq!(String::from_utf8(jsonl).unwrap(), "{\"title\":\"red \\u001b[31mtext\\rover\u{202e}\"}\n");
     }
 
     #[test]

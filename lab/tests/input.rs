@@ -143,3 +143,67 @@ fn database_errors_name_the_database_and_doctor_says_what_it_is() {
     let expected = format!("a newer schema (version 99) than this lab knows ({})", report["schema_latest"]);
     assert_eq!(report["database_problem"], expected.as_str());
 }
+
+fn rows(lab: &TestLab, table: &str) -> i64 {
+    lab.db().query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn a_leaf_name_that_names_no_leaf_is_refused_where_the_lab_has_leaves() {
+    let lab = TestLab::new();
+    lab.write("leaves/pretrain/leaf.yaml", "not parsed here\n");
+    lab.write("results.tsv", "commit\tval_bpb\tmemory_gb\tstatus\tdescription\na\t0.9\t1\tkeep\tok\n");
+    let err = lab.fails(&["hypothesis", "a", "-m", "b", "--leaf", "../../etc"], 2);
+    assert!(err.contains("invalid leaf name `../../etc`"), "{err}");
+    for args in [
+        &["hypothesis", "a", "-m", "b", "--leaf", "pretrian"][..],
+        &["queue", "add", "a", "-m", "b", "--leaf", "pretrian"],
+        &["import", "results-tsv", "results.tsv", "--leaf", "pretrian"],
+    ] {
+        let err = lab.fails(args, 2);
+        assert!(err.contains("no leaf `pretrian` in this lab") && err.contains("known leaves: pretrain"), "{err}");
+    }
+    assert_eq!(rows(&lab, "hypotheses"), 0, "a refused name writes nothing");
+    lab.ok(&["hypothesis", "a", "-m", "b", "--leaf", "pretrain"]);
+    let err = lab.fails(&["experiment", "h1", "--leaf", "sft"], 2);
+    assert!(err.contains("no leaf `sft`"), "{err}");
+    lab.ok(&["experiment", "h1", "--leaf", "pretrain"]);
+    let err = lab.fails(&["log", "--leaf", "a/b"], 2);
+    assert!(err.contains("invalid leaf name `a/b`"), "{err}");
+
+    // Without leaf directories names are PraxLab's free task names; a new one is noted.
+    let plain = TestLab::new();
+    plain.ok(&["hypothesis", "a", "-m", "b", "--leaf", "my_task"]);
+    let out = plain.cmd(&["hypothesis", "c", "-m", "d", "--leaf", "other"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`other` is a new leaf name here (recorded so far: my_task)"), "{stderr}");
+}
+
+#[test]
+fn tables_show_control_characters_escaped_and_json_keeps_them() {
+    let lab = TestLab::new();
+    let title = "red \u{1b}[31mtitle\rgone\u{1b}]0;pwned\u{7}";
+    lab.ok(&["hypothesis", title, "-m", "m"]);
+    lab.ok(&["experiment", "h1"]);
+    for format in ["table", "md"] {
+        let table = lab.ok(&["log", "--format", format]);
+        assert!(!table.contains(['\u{1b}', '\r', '\u{7}']), "{format}: {table:?}");
+        assert!(table.contains(r"red \u{1b}[31mtitle\rgone\u{1b}]0;pwned\u{7}"), "{format}: {table}");
+    }
+    assert_eq!(lab.json(&["log"])[0]["title"], title);
+}
+
+#[test]
+fn repeated_metric_names_and_empty_budgets_are_refused() {
+    let lab = TestLab::new();
+    lab.ok(&["hypothesis", "a", "-m", "b"]);
+    let err = lab.fails(&["experiment", "h1", "--budget", "0s"], 2);
+    assert!(err.contains("a budget must be above zero"), "{err}");
+    assert_eq!(rows(&lab, "experiments"), 0);
+    lab.ok(&["experiment", "h1", "--budget", "5m"]);
+    let err = lab.fails(&["result", "e1", "-v", "keep", "--metrics", r#"{"val_bpb": 0.9, "val_bpb": 1.2}"#], 2);
+    assert!(err.contains("metric `val_bpb` is given twice"), "{err}");
+    assert_eq!(rows(&lab, "results"), 0);
+    lab.ok(&["result", "e1", "-v", "keep", "--metrics", r#"{"val_bpb": 0.9}"#]);
+}

@@ -27,7 +27,7 @@ pub struct BaselineArgs {
     #[arg(long)]
     pub repeats: Option<u32>,
     /// Override the full budget of each rerun (e.g. 90s, 5m)
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::budget, value_name = "DURATION")]
     pub budget: Option<Duration>,
     /// The first rerun's seed; the next ones count up from it (default: random, recorded)
     #[arg(long)]

@@ -32,7 +32,7 @@ pub struct ContextArgs {
 pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
     let conn = store.conn();
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let scope = leaf.as_deref();
     let counts = queries::counts(conn, scope)?;
     let best = queries::best_kept(conn, scope, |l, m| lab.goal_of(l, m))?;

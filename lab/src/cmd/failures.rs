@@ -22,7 +22,7 @@ pub struct FailuresArgs {
 
 pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let query = HistoryQuery {
         leaf: leaf.clone(),
         verdicts: vec!["discard", "crash"],

@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
     let hypothesis = NewHypothesis {
         title: args.title,
         mechanism: args.mechanism,
-        leaf: ctx.leaf(&lab, args.leaf),
+        leaf: ctx.leaf_to_record(&lab, &store, args.leaf)?,
         prediction: args.predict,
         created_at: records::now(),
     };

@@ -41,7 +41,9 @@ pub fn run(ctx: &Ctx, command: ImportCommand) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     let (format, path, leaf, as_json) = match command {
         ImportCommand::Praxlab { path, json } => ("praxlab", path, None, json),
-        ImportCommand::ResultsTsv { path, leaf, json } => ("results-tsv", path, ctx.leaf(&lab, leaf), json),
+        ImportCommand::ResultsTsv { path, leaf, json } => {
+            ("results-tsv", path, ctx.leaf_to_record(&lab, &store, leaf)?, json)
+        }
     };
     let full = ctx.cwd.join(&path);
     let shown = path.display().to_string();

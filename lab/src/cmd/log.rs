@@ -41,7 +41,7 @@ pub struct LogArgs {
 pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let (lab, store) = ctx.open()?;
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let sort = match &args.sort {
         Some(key) => {
             let metric = key.strip_prefix("metrics.").filter(|m| !m.is_empty()).ok_or_else(|| {

@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     match command {
         QueueCommand::Add(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf_to_record(&lab, &store, args.leaf)?;
             let duplicates = queue::duplicates(store.conn(), leaf.as_deref(), &args.title)?;
             for d in &duplicates {
                 eprintln!("note: looks like {} ({}): {}", d.id, d.status, d.title);
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             output::answer(args.json, &answer, || outln!("{id}"))?;
         }
         QueueCommand::Next(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf(&lab, args.leaf)?;
             let claimer = format!("{}:{}", stale::host_name(), nix::unistd::getppid());
             let item = store.write(|tx| queue::claim_next(tx, leaf.as_deref(), &claimer, &records::now()))?;
             // JSON gives the item itself (or null), so `lab queue next --json | jq .id` works.
@@ -127,7 +127,7 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
             }
         }
         QueueCommand::List(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf(&lab, args.leaf)?;
             let statuses: &[&str] =
                 if args.all { &["queued", "claimed", "done", "dropped"] } else { &["queued", "claimed"] };
             let items = queue::list(store.conn(), leaf.as_deref(), statuses)?;

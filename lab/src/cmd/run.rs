@@ -37,7 +37,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["decide", "no_smoke"])]
     pub smoke: bool,
     /// Override the tier's budget (e.g. 90s, 5m)
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::budget, value_name = "DURATION")]
     pub budget: Option<Duration>,
     /// The hypothesis this experiment tests (h<N>)
     #[arg(long)]
