@@ -1,6 +1,7 @@
 //! The command line: global flags and the subcommand tree (clap derive).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -23,9 +24,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A `--budget` (`90s`, `5m`): a duration above zero. Zero (`0s`) would give a
+/// run no time at all, or mark a manual experiment stale at once.
+pub fn budget(text: &str) -> Result<Duration, String> {
+    let budget = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if budget.is_zero() {
+        return Err("a budget must be above zero (e.g. 90s, 5m)".to_owned());
+    }
+    Ok(budget)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
+
+    #[test]
+    fn budgets_are_positive_durations() {
+        assert_eq!(super::budget("5m"), Ok(std::time::Duration::from_secs(300)));
+        assert!(super::budget("0s").unwrap_err().contains("above zero"));
+        assert!(super::budget("0ms").is_err() && super::budget("-1s").is_err() && super::budget("soon").is_err());
+    }
 
     #[test]
     fn the_cli_is_well_formed() {

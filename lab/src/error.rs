@@ -6,6 +6,9 @@
 //! discard is a result, never an error.
 
 use std::fmt::Write as _;
+use std::path::Path;
+
+use rusqlite::ErrorCode;
 
 /// Exit codes, documented in the README. Agents branch on these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,38 @@ impl LabError {
     }
 }
 
+/// `err` with the database it came from, where it is SQLite saying what is wrong
+/// with a database file (malformed, not a database, I/O, locked) and nothing in
+/// it names the file yet: such errors surface from any query, long after
+/// `Store::open` (whose own errors name the path). Sources other than the lab's
+/// database (an import's) turn their SQLite errors into messages naming theirs.
+pub fn naming_database(err: anyhow::Error, database: Option<&Path>) -> anyhow::Error {
+    let Some(path) = database else { return err };
+    let about_the_file = err.chain().any(|cause| {
+        cause.downcast_ref::<rusqlite::Error>().and_then(rusqlite::Error::sqlite_error_code).is_some_and(|code| {
+            matches!(
+                code,
+                ErrorCode::DatabaseCorrupt
+                    | ErrorCode::NotADatabase
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::DiskFull
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::FileLockingProtocolFailed
+                    | ErrorCode::PermissionDenied
+            )
+        })
+    });
+    let shown = path.display().to_string();
+    if about_the_file && !err.chain().any(|cause| cause.to_string().contains(&shown)) {
+        err.context(format!("the research database `{shown}` failed"))
+    } else {
+        err
+    }
+}
+
 /// The exit code for an error: the first [`LabError`] in the chain decides.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     err.chain().find_map(|cause| cause.downcast_ref::<LabError>()).map_or(Exit::Failure, |e| e.exit) as i32
@@ -82,6 +117,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(exit_code(&err), 3);
         assert_eq!(report(&err), "error: cannot run leaf `x`\n  caused by: frozen file changed\nhint: run `lab lock`");
+    }
+
+    #[test]
+    fn file_errors_from_sqlite_name_the_database_once() {
+        let sqlite = |code| anyhow::Error::from(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        let db = Path::new("/lab/.lab/lab.db");
+        let named = naming_database(sqlite(rusqlite::ffi::SQLITE_CORRUPT), Some(db));
+        assert!(report(&named).starts_with("error: the research database `/lab/.lab/lab.db` failed"), "{named:#}");
+        let again = naming_database(named, Some(db));
+        assert_eq!(report(&again).matches("/lab/.lab/lab.db").count(), 1);
+        let constraint = naming_database(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT), Some(db));
+        assert!(!report(&constraint).contains("lab.db"), "not about the file: {constraint:#}");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! The binary in `main.rs` is thin; everything it does lives in these modules. The
 //! layers and the one-way dependencies between them are described in AGENTS.md.
+//! Data reaches stdout only through `output` (a closed or full stdout is never a panic).
+
+#![deny(clippy::print_stdout)]
 
 pub mod analysis;
 pub mod cli;
@@ -24,3 +27,4 @@ pub mod store;
 pub mod submit;
 pub mod supervisor;
 pub mod vcs;
+pub mod yaml;

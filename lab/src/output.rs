@@ -5,8 +5,19 @@
 //! Write commands answer with [`answer`]: one JSON object under `--json`, else
 //! their usual text.
 //! Status and progress go to stderr elsewhere; nothing here writes to stderr.
+//!
+//! Every byte of data reaches stdout through [`stdout`] (or [`outln!`]), never
+//! `println!`, which panics when stdout is full and whose panic came after a
+//! write command had committed (a retry then recorded it twice). A write that
+//! fails does not fail the command: the rest of its output is kept instead,
+//! and `main` asks [`undelivered`] at the end. A reader that went away (`lab
+//! context | head`) is the conventional quiet end; any other failure (a full
+//! disk, `> /dev/full`) is reported on stderr with what could not be printed,
+//! so an id that was recorded is never hidden.
 
+use std::fmt;
 use std::io::{self, Write};
+use std::sync::{Mutex, PoisonError};
 
 use clap::{Args, ValueEnum};
 use comfy_table::{ContentArrangement, presets};
@@ -21,6 +32,88 @@ pub enum Format {
     Csv,
     Tsv,
     Md,
+}
+
+/// What could not be printed, after the first failed write to stdout.
+#[derive(Debug)]
+struct Failed {
+    error: io::Error,
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+/// Enough to show a write command's answer (an id, a JSON object) whole.
+const KEPT_BYTES: usize = 16 * 1024;
+
+static FAILED: Mutex<Option<Failed>> = Mutex::new(None);
+
+/// The process's stdout, written through at once; after a failed write it only
+/// keeps what it is given (see the module docs), so writes to it never fail.
+#[derive(Debug, Clone, Copy)]
+pub struct Stdout;
+
+pub fn stdout() -> Stdout {
+    Stdout
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            // Flushed per write: an error must surface here, not in a buffer dropped at exit.
+            #[allow(clippy::disallowed_methods)] // the one place that holds the raw stdout
+            let mut out = io::stdout().lock();
+            match out.write_all(buf).and_then(|()| out.flush()) {
+                Ok(()) => return Ok(buf.len()),
+                Err(error) => *failed = Some(Failed { error, kept: Vec::new(), dropped: 0 }),
+            }
+        }
+        if let Some(f) = failed.as_mut() {
+            let room = KEPT_BYTES.saturating_sub(f.kept.len()).min(buf.len());
+            f.kept.extend_from_slice(&buf[..room]);
+            f.dropped += buf.len() - room;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One line of data on stdout: what [`outln!`] expands to.
+pub fn line(args: fmt::Arguments<'_>) {
+    // `Stdout` never fails; a failed write is kept for `undelivered`.
+    let _ = writeln!(Stdout, "{args}");
+}
+
+/// `println!` for data: through [`stdout`], so a closed or full stdout is never a panic.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+
+/// After the command: `None` when stdout took everything or its reader went
+/// away (a broken pipe), else why it failed and the output it did not take.
+pub fn undelivered() -> Option<String> {
+    let failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner).take()?;
+    if failed.error.kind() == io::ErrorKind::BrokenPipe {
+        return None;
+    }
+    let mut report = format!("error: cannot write to stdout: {}", failed.error);
+    if !failed.kept.is_empty() {
+        report.push_str("\nwhat the command recorded stands; the output it could not print:\n");
+        report.push_str(String::from_utf8_lossy(&failed.kept).trim_end());
+    }
+    if failed.dropped > 0 {
+        report.push_str(&format!("\n... and {} more bytes", failed.dropped));
+    }
+    Some(report)
 }
 
 /// `--format` and its `--json` shorthand, flattened into every read command.
@@ -44,7 +137,7 @@ impl FormatArgs {
 /// document when `json` (its `--json` flag), else whatever `text` prints.
 pub fn answer<T: Serialize + ?Sized>(json: bool, value: &T, text: impl FnOnce()) -> serde_json::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        crate::outln!("{}", serde_json::to_string_pretty(value)?);
     } else {
         text();
     }
@@ -91,7 +184,7 @@ impl Table {
         let mut table = comfy_table::Table::new();
         table.load_style(style).set_content_arrangement(ContentArrangement::Disabled).set_header(&self.columns);
         for row in &self.rows {
-            table.add_row(row.iter().map(display_text));
+            table.add_row(row.iter().map(|cell| visible(&display_text(cell))));
         }
         table
     }
@@ -129,6 +222,18 @@ pub fn display_text(value: &Value) -> String {
         }
         other => cell_text(other),
     }
+}
+
+/// `text` safe to show on a terminal: control characters (ANSI escapes, CR,
+/// newlines, tabs) and bidirectional overrides escaped as `\u{1b}`, `\r`, so
+/// a title cannot move the cursor, recolour or overwrite what a person reads.
+/// Only the people's formats (`table`, `md`) use it; JSON and CSV keep the value.
+pub fn visible(text: &str) -> String {
+    let hidden = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    text.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// A cell as text: strings bare, null empty, numbers and objects as JSON.
@@ -215,6 +320,20 @@ mod tests {
             render(Format::Jsonl),
             "{\"id\":\"e1\",\"title\":\"a \\\"quoted\\\", title\",\"val_bpb\":0.99}\n{\"id\":\"e2\",\"title\":\"tab\\there\",\"val_bpb\":null}\n"
         );
+    }
+
+    #[test]
+    fn people_formats_escape_control_characters_and_machines_keep_them() {
+        let mut t = Table::new(&["title"]);
+        t.push(vec![json!("red \u{1b}[31mtext\rover\u{202e}")]);
+        let mut table = Vec::new();
+        t.write(Format::Table, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.contains(r"red \u{1b}[31mtext\rover\u{202e}"), "{table}");
+        assert!(!table.contains('\u{1b}') && !table.contains('\r'), "{table}");
+        let mut jsonl = Vec::new();
+        t.write(Format::Jsonl, &mut jsonl).unwrap();
+        assert_eq!(String::from_utf8(jsonl).unwrap(), "{\"title\":\"red \\u001b[31mtext\\rover\u{202e}\"}\n");
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl RootManifest {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let text = crate::yaml::read(path)?;
         let manifest: Self =
             serde_norway::from_str(&text).map_err(|e| LabError::usage(format!("invalid `{}`: {e}", path.display())))?;
         if manifest.version != 1 {

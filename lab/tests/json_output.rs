@@ -238,18 +238,25 @@ c3d4e5f\t1.005000\t44.0\tdiscard\tswitch to GeLU activation
 fn import_json_counts_what_was_imported() {
     let lab = TestLab::new();
     lab.write("results.tsv", RESULTS_TSV);
-    let tsv = lab.json(&["import", "results-tsv", "results.tsv", "--leaf", "pretrain"]);
+    let mut tsv = lab.json(&["import", "results-tsv", "results.tsv", "--leaf", "pretrain"]);
+    assert_eq!(tsv["sha256"].as_str().map(str::len), Some(64));
+    tsv.as_object_mut().unwrap().remove("sha256");
     assert_eq!(
         tsv,
-        json!({"source": "results-tsv", "path": "results.tsv", "hypotheses": 3, "experiments": 3, "results": 3})
+        json!({"source": "results-tsv", "path": "results.tsv", "hypotheses": 3, "experiments": 3, "results": 3,
+               "already_imported": null})
     );
     assert_eq!(lab.ok(&["import", "results-tsv", "results.tsv"]), "", "the plain output stays empty");
+    let again = lab.json(&["import", "results-tsv", "results.tsv"]);
+    assert_eq!((again["results"].as_u64(), again["already_imported"]["results"].as_u64()), (Some(0), Some(3)));
 
     praxlab_db(&lab.path("experiments.db"));
-    let praxlab = lab.json(&["import", "praxlab", "experiments.db"]);
+    let mut praxlab = lab.json(&["import", "praxlab", "experiments.db"]);
+    praxlab.as_object_mut().unwrap().remove("sha256");
     assert_eq!(
         praxlab,
-        json!({"source": "praxlab", "path": "experiments.db", "hypotheses": 2, "experiments": 3, "results": 2})
+        json!({"source": "praxlab", "path": "experiments.db", "hypotheses": 2, "experiments": 3, "results": 2,
+               "already_imported": null})
     );
 
     lab.write("bad.tsv", "commit\tbpb\tstatus\n");

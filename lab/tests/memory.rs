@@ -187,6 +187,7 @@ fn the_root_is_found_from_below_or_given() {
 fn the_leaf_is_the_directory_holding_leaf_yaml() {
     let lab = TestLab::new();
     lab.write("leaves/pretrain/leaf.yaml", "not parsed here\n");
+    lab.write("leaves/sft/leaf.yaml", "not parsed here\n");
     std::fs::create_dir_all(lab.path("leaves/pretrain/src")).unwrap();
     let h = lab.cmd_in(&lab.path("leaves/pretrain/src"), &["hypothesis", "a", "-m", "b"]).output().unwrap();
     assert_eq!(h.stdout, b"h1\n");

@@ -8,6 +8,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::leaf;
 use crate::lifecycle::baseline::{self, BaselineOptions};
+use crate::outln;
 use crate::output::{self, format_number};
 
 /// Rerun the leader's committed code under new seeds and store the spread of its metric.
@@ -26,7 +27,7 @@ pub struct BaselineArgs {
     #[arg(long)]
     pub repeats: Option<u32>,
     /// Override the full budget of each rerun (e.g. 90s, 5m)
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::budget, value_name = "DURATION")]
     pub budget: Option<Duration>,
     /// The first rerun's seed; the next ones count up from it (default: random, recorded)
     #[arg(long)]
@@ -47,7 +48,7 @@ pub fn run(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
     let s = baseline::baseline(&lab, &mut store, options)?;
     output::answer(args.json, &s, || {
         let seeds: Vec<String> = s.seeds.iter().map(ToString::to_string).collect();
-        println!(
+        outln!(
             "{} baseline of leader {}: {} runs, {} mean {} sd {}",
             s.leaf,
             s.leader,
@@ -56,8 +57,8 @@ pub fn run(ctx: &Ctx, args: BaselineArgs) -> Result<()> {
             format_number(s.mean),
             format_number(s.sd)
         );
-        println!("  new seeds: {}", seeds.join(", "));
-        println!("  log: {}", s.log);
+        outln!("  new seeds: {}", seeds.join(", "));
+        outln!("  log: {}", s.log);
     })?;
     Ok(())
 }

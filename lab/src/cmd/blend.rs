@@ -7,6 +7,8 @@ use crate::analysis::blend::{self, BlendOptions, BlendSummary};
 use crate::ctx::Ctx;
 use crate::ids::ExperimentId;
 use crate::leaf;
+use crate::outln;
+use crate::output;
 use crate::output::format_number;
 use crate::output::{Format, Table};
 
@@ -46,7 +48,7 @@ pub fn run(ctx: &Ctx, args: BlendArgs) -> Result<()> {
     let leaf_dir = leaf::locate(&lab, &ctx.cwd, Some(&args.leaf))?;
     let summary = blend::blend(&lab, &mut store, BlendOptions { leaf_dir, components: args.components })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(&summary)?;
     }
@@ -62,9 +64,9 @@ fn print_summary(s: &BlendSummary) -> Result<()> {
         row.extend(s.error_correlation[i].iter().map(|r| r.map(|r| format!("{r:.3}")).into()));
         table.push(row);
     }
-    println!("# error correlation on val (residuals y - p), weights ({}) and each component alone", s.method);
-    table.write(Format::Table, &mut std::io::stdout().lock())?;
-    println!(
+    outln!("# error correlation on val (residuals y - p), weights ({}) and each component alone", s.method);
+    table.write(Format::Table, &mut output::stdout())?;
+    outln!(
         "{} {}  {}={}  (blend of {}, metric from harness)",
         s.experiment,
         s.verdict,
@@ -72,6 +74,6 @@ fn print_summary(s: &BlendSummary) -> Result<()> {
         format_number(s.value),
         s.components.join("+")
     );
-    println!("  {}", s.note);
+    outln!("  {}", s.note);
     Ok(())
 }

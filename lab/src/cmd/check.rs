@@ -6,6 +6,7 @@ use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::leaf::discover::{self, shown};
 use crate::leaf::{self, check};
+use crate::output;
 use crate::output::{FormatArgs, Table};
 
 /// Check leaves the way CI does before anyone reviews a pull request: the
@@ -53,7 +54,7 @@ pub fn run(ctx: &Ctx, args: CheckArgs) -> Result<()> {
             table.push(vec![json!(name), json!(path), json!("failed"), json!(problem)]);
         }
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     let failed = checked.iter().filter(|(_, _, p)| !p.is_empty()).count();
     let problems: usize = checked.iter().map(|(_, _, p)| p.len()).sum();
     if failed > 0 {

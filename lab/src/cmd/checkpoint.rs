@@ -6,6 +6,7 @@ use clap::Args;
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::lifecycle::checkpoint;
+use crate::outln;
 use crate::output;
 
 /// Write `.lab/checkpoints/NAME.md`: the leader and its metric, the noise
@@ -33,6 +34,6 @@ pub fn run(ctx: &Ctx, args: CheckpointArgs) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
     let c = checkpoint::checkpoint(&lab, &mut store, &leaf, &args.name)?;
-    output::answer(args.json, &c, || println!("{}", c.path))?;
+    output::answer(args.json, &c, || outln!("{}", c.path))?;
     Ok(())
 }

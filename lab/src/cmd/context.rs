@@ -4,6 +4,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 use crate::stale;
 use crate::store::comparisons;
@@ -31,7 +32,7 @@ pub struct ContextArgs {
 pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
     let conn = store.conn();
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let scope = leaf.as_deref();
     let counts = queries::counts(conn, scope)?;
     let best = queries::best_kept(conn, scope, |l, m| lab.goal_of(l, m))?;
@@ -172,7 +173,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
             json["saturation"] = json!({ "error": format!("{e:#}") });
         }
     }
-    Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Report { json, sections }.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }
 

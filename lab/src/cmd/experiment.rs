@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::ids::HypothesisId;
+use crate::outln;
 use crate::output;
 use crate::stale;
 use crate::store::records::{self, NewExperiment};
@@ -27,7 +28,7 @@ pub struct ExperimentArgs {
     #[arg(long)]
     pub pid: Option<u32>,
     /// Its wall-clock budget (e.g. 5m): twice this plus 5 minutes without a result makes it stale
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cli::budget)]
     pub budget: Option<Duration>,
     /// Print the experiment as recorded (id, hypothesis, leaf, code snapshot, host, pid, start) as JSON
     #[arg(long)]
@@ -37,7 +38,7 @@ pub struct ExperimentArgs {
 pub fn run(ctx: &Ctx, args: ExperimentArgs) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     let snapshot = vcs::snapshot(&ctx.cwd)?;
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf_to_record(&lab, &store, args.leaf)?;
     let (id, e) = store.write(|tx| {
         // Also refuses an unknown hypothesis before anything is written.
         let leaf = leaf.or(records::hypothesis_leaf(tx, args.hypothesis)?);
@@ -66,6 +67,6 @@ pub fn run(ctx: &Ctx, args: ExperimentArgs) -> Result<()> {
         "budget_s": e.budget_s,
         "started_at": e.started_at,
     });
-    output::answer(args.json, &answer, || println!("{id}"))?;
+    output::answer(args.json, &answer, || outln!("{id}"))?;
     Ok(())
 }

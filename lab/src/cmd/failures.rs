@@ -2,6 +2,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::ctx::Ctx;
+use crate::output;
 use crate::output::{FormatArgs, Table};
 use crate::store::queries::{self, HistoryQuery};
 
@@ -21,7 +22,7 @@ pub struct FailuresArgs {
 
 pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
     let (lab, store) = ctx.open()?;
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let query = HistoryQuery {
         leaf: leaf.clone(),
         verdicts: vec!["discard", "crash"],
@@ -56,7 +57,7 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
             r.metrics.clone(),
         ]);
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     let total = queries::count_failures(store.conn(), leaf.as_deref())?;
     if (rows.len() as u64) < total {
         eprintln!("showing {} of {total} failures; --limit 0 shows all", rows.len());

@@ -9,6 +9,7 @@ use crate::error::LabError;
 use crate::ids::ExperimentId;
 use crate::leaf::{self, Leaf};
 use crate::lifecycle::{inputs, judge};
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 use crate::store::gate as records;
 
@@ -63,6 +64,6 @@ pub fn run(ctx: &Ctx, args: GateArgs) -> Result<()> {
         }
     }
     let report = Report { json: document, sections: vec![(format!("gate {e}"), table)] };
-    report.write(args.output.format(), &mut std::io::stdout().lock())?;
+    report.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }

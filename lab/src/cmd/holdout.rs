@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::lifecycle::{heldout, inputs};
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 
 /// Score the leader (and the first baseline) on the held-out split that no
@@ -58,6 +59,6 @@ pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
         json: document,
         sections: vec![(format!("held-out {}", t.metric), scores), ("transfer".into(), transfer)],
     };
-    report.write(args.output.format(), &mut std::io::stdout().lock())?;
+    report.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }

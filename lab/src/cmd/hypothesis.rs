@@ -3,6 +3,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::outln;
 use crate::output;
 use crate::store::records::{self, NewHypothesis};
 
@@ -30,7 +31,7 @@ pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
     let hypothesis = NewHypothesis {
         title: args.title,
         mechanism: args.mechanism,
-        leaf: ctx.leaf(&lab, args.leaf),
+        leaf: ctx.leaf_to_record(&lab, &store, args.leaf)?,
         prediction: args.predict,
         created_at: records::now(),
     };
@@ -42,6 +43,6 @@ pub fn run(ctx: &Ctx, args: HypothesisArgs) -> Result<()> {
         "mechanism": hypothesis.mechanism,
         "prediction": hypothesis.prediction,
     });
-    output::answer(args.json, &answer, || println!("{id}"))?;
+    output::answer(args.json, &answer, || outln!("{id}"))?;
     Ok(())
 }

@@ -1,15 +1,19 @@
-use std::fs::File;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::fingerprint;
 use crate::output;
+use crate::store::imports::{self, Outcome};
 use crate::store::transfer::{self, Imported};
 
 /// Import a research log from PraxLab or autoresearch, all rows or none.
+///
+/// The same file (the same bytes, in the same format) imports once: a second
+/// import is a no-op that says when the first was made.
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
     /// PraxLab's experiments.db (tables hypotheses, experiments, results)
@@ -35,29 +39,49 @@ pub enum ImportCommand {
 
 pub fn run(ctx: &Ctx, command: ImportCommand) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
-    let (source, path, as_json, imported): (_, _, _, Imported) = match command {
-        ImportCommand::Praxlab { path, json: as_json } => {
-            let imported = store.write(|tx| transfer::import_praxlab(tx, &ctx.cwd.join(&path)))?;
-            ("praxlab", path, as_json, imported)
-        }
-        ImportCommand::ResultsTsv { path, leaf, json: as_json } => {
-            let leaf = ctx.leaf(&lab, leaf);
-            let file = File::open(ctx.cwd.join(&path)).with_context(|| format!("cannot read `{}`", path.display()))?;
-            let imported = store
-                .write(|tx| transfer::import_results_tsv(tx, file, leaf.as_deref(), &path.display().to_string()))?;
-            ("results-tsv", path, as_json, imported)
+    let (format, path, leaf, as_json) = match command {
+        ImportCommand::Praxlab { path, json } => ("praxlab", path, None, json),
+        ImportCommand::ResultsTsv { path, leaf, json } => {
+            ("results-tsv", path, ctx.leaf_to_record(&lab, &store, leaf)?, json)
         }
     };
-    eprintln!(
-        "imported {} hypotheses, {} experiments, {} results",
-        imported.hypotheses, imported.experiments, imported.results
-    );
+    let full = ctx.cwd.join(&path);
+    let shown = path.display().to_string();
+    let what = if format == "praxlab" { "a PraxLab database" } else { "a results.tsv" };
+    let bytes = transfer::read_source(&full, what)?;
+    let sha256 = fingerprint::sha256_hex(&bytes);
+    let source = imports::Source { format, path: &shown, sha256: &sha256, leaf: leaf.as_deref() };
+    let outcome = store.write(|tx| {
+        imports::once(tx, &source, |tx| match format {
+            "praxlab" => transfer::import_praxlab(tx, &full),
+            _ => transfer::import_results_tsv(tx, bytes.as_slice(), leaf.as_deref(), &shown),
+        })
+    })?;
+    let (imported, earlier) = match outcome {
+        Outcome::Imported(imported) => {
+            eprintln!(
+                "imported {} hypotheses, {} experiments, {} results",
+                imported.hypotheses, imported.experiments, imported.results
+            );
+            (imported, None)
+        }
+        Outcome::Already(earlier) => {
+            eprintln!(
+                "`{shown}` was imported already (import {} of `{}` at {}: {} hypotheses, {} experiments, {} results): \
+                 nothing imported",
+                earlier.id, earlier.path, earlier.created_at, earlier.hypotheses, earlier.experiments, earlier.results
+            );
+            (Imported::default(), Some(earlier))
+        }
+    };
     let answer = json!({
-        "source": source,
-        "path": path.display().to_string(),
+        "source": format,
+        "path": shown,
+        "sha256": sha256,
         "hypotheses": imported.hypotheses,
         "experiments": imported.experiments,
         "results": imported.results,
+        "already_imported": earlier,
     });
     output::answer(as_json, &answer, || {})?;
     Ok(())

@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::outln;
 use crate::output;
 use crate::root::{self, LabRoot, RootManifest};
 use crate::store::OpenMode;
@@ -60,6 +61,6 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
         "schema_version": schema_version,
         "created": !existed,
     });
-    output::answer(args.json, &answer, || println!("{}", lab.dir.display()))?;
+    output::answer(args.json, &answer, || outln!("{}", lab.dir.display()))?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use crate::ctx::Ctx;
 use crate::leaf::discover::{self, shown};
 use crate::leaf::lock;
+use crate::output;
 use crate::output::{FormatArgs, Table};
 use crate::store::comparisons;
 use crate::store::leaves::stats;
@@ -80,7 +81,7 @@ pub fn run(ctx: &Ctx, args: LeavesArgs) -> Result<()> {
             error,
         ]);
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     if broken > 0 {
         eprintln!(
             "warning: {broken} leaf manifest(s) could not be loaded (see the error column; `lab check --all` lists every problem)"

@@ -7,6 +7,7 @@ use crate::error::LabError;
 use crate::leaf::discover::shown;
 use crate::leaf::lock::{Change, ChangeKind, Lock};
 use crate::leaf::{self, Leaf};
+use crate::outln;
 use crate::output;
 
 /// Rewrite a leaf's leaf.lock from its frozen files, deliberately, and print what changed.
@@ -62,7 +63,7 @@ pub fn run(ctx: &Ctx, args: LockArgs) -> Result<()> {
     });
     output::answer(args.json, &answer, || {
         for change in &changes {
-            println!("{} {}", verb(change.kind), change.path);
+            outln!("{} {}", verb(change.kind), change.path);
         }
     })?;
     let at = shown(&lab.dir, &path);

@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::output;
 use crate::output::{FormatArgs, Table};
 use crate::stale;
 use crate::store::comparisons;
@@ -40,7 +41,7 @@ pub struct LogArgs {
 pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let (lab, store) = ctx.open()?;
-    let leaf = ctx.leaf(&lab, args.leaf);
+    let leaf = ctx.leaf(&lab, args.leaf)?;
     let sort = match &args.sort {
         Some(key) => {
             let metric = key.strip_prefix("metrics.").filter(|m| !m.is_empty()).ok_or_else(|| {
@@ -95,7 +96,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             archive(store.conn(), &r.experiment)?.into(),
         ]);
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     let compared = match &query.leaf {
         Some(leaf) => comparisons::current(store.conn(), leaf)?.into_iter().collect(),
         None => comparisons::all_current(store.conn())?,

@@ -10,6 +10,7 @@ use crate::leaf::discover::shown;
 use crate::leaf::manifest::validate_name;
 use crate::leaf::scaffold::{self, Plan, Planned, Request};
 use crate::leaf::{stage, template};
+use crate::outln;
 use crate::output;
 
 /// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
@@ -107,7 +108,7 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
         args.name,
         args.name
     );
-    output::answer(args.json, &answer(false), || println!("{}", leaf_dir.display()))?;
+    output::answer(args.json, &answer(false), || outln!("{}", leaf_dir.display()))?;
     Ok(())
 }
 
@@ -122,10 +123,10 @@ fn action(file: &Planned, force: bool) -> &'static str {
 }
 
 fn print_plan(root: &Path, plan: &Plan, force: bool) {
-    println!("would write {}/ from template `{}`:", shown(root, &plan.leaf_dir), plan.template);
+    outln!("would write {}/ from template `{}`:", shown(root, &plan.leaf_dir), plan.template);
     for file in &plan.files {
         let action = action(file, force);
-        println!("  {action:<8} {:<24} {} ({} bytes)", file.path, file.origin, file.bytes.len());
+        outln!("  {action:<8} {:<24} {} ({} bytes)", file.path, file.origin, file.bytes.len());
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::QueueId;
+use crate::outln;
 use crate::output::{self, Format, FormatArgs, Table};
 use crate::stale;
 use crate::store::queue::{self, NewItem};
@@ -83,7 +84,7 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
     let (lab, mut store) = ctx.open()?;
     match command {
         QueueCommand::Add(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf_to_record(&lab, &store, args.leaf)?;
             let duplicates = queue::duplicates(store.conn(), leaf.as_deref(), &args.title)?;
             for d in &duplicates {
                 eprintln!("note: looks like {} ({}): {}", d.id, d.status, d.title);
@@ -112,27 +113,25 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
                 "link": item.link,
                 "look_alikes": duplicates,
             });
-            output::answer(args.json, &answer, || println!("{id}"))?;
+            output::answer(args.json, &answer, || outln!("{id}"))?;
         }
         QueueCommand::Next(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf(&lab, args.leaf)?;
             let claimer = format!("{}:{}", stale::host_name(), nix::unistd::getppid());
             let item = store.write(|tx| queue::claim_next(tx, leaf.as_deref(), &claimer, &records::now()))?;
             // JSON gives the item itself (or null), so `lab queue next --json | jq .id` works.
             match (&item, args.output.format()) {
-                (_, Format::Json) => println!("{}", serde_json::to_string_pretty(&item)?),
+                (_, Format::Json) => outln!("{}", serde_json::to_string_pretty(&item)?),
                 (None, _) => eprintln!("the queue is empty"),
-                (Some(item), format) => {
-                    items_table(std::slice::from_ref(item)).write(format, &mut std::io::stdout().lock())?
-                }
+                (Some(item), format) => items_table(std::slice::from_ref(item)).write(format, &mut output::stdout())?,
             }
         }
         QueueCommand::List(args) => {
-            let leaf = ctx.leaf(&lab, args.leaf);
+            let leaf = ctx.leaf(&lab, args.leaf)?;
             let statuses: &[&str] =
                 if args.all { &["queued", "claimed", "done", "dropped"] } else { &["queued", "claimed"] };
             let items = queue::list(store.conn(), leaf.as_deref(), statuses)?;
-            items_table(&items).write(args.output.format(), &mut std::io::stdout().lock())?;
+            items_table(&items).write(args.output.format(), &mut output::stdout())?;
         }
         QueueCommand::Done(args) => close(&mut store, args, "done")?,
         QueueCommand::Drop(args) => close(&mut store, args, "dropped")?,
@@ -143,7 +142,7 @@ pub fn run(ctx: &Ctx, command: QueueCommand) -> Result<()> {
 fn close(store: &mut crate::store::Store, args: CloseArgs, status: &str) -> Result<()> {
     store.write(|tx| queue::close(tx, args.id, status, args.note.as_deref(), &records::now()))?;
     let answer = json!({"id": args.id.to_string(), "status": status, "note": args.note});
-    output::answer(args.json, &answer, || println!("{} {status}", args.id))?;
+    output::answer(args.json, &answer, || outln!("{} {status}", args.id))?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::ids::ExperimentId;
+use crate::outln;
 use crate::output;
 use crate::store::records::{self, Amendment, Mechanism, NewResult, Source, Verdict};
 
@@ -89,6 +90,6 @@ pub fn run(ctx: &Ctx, args: ResultArgs) -> Result<()> {
         "comparison": r.comparison,
         "amended": recorded.amended,
     });
-    output::answer(args.json, &answer, || println!("{}", r.verdict))?;
+    output::answer(args.json, &answer, || outln!("{}", r.verdict))?;
     Ok(())
 }

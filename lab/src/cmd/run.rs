@@ -10,6 +10,7 @@ use crate::error::LabError;
 use crate::ids::HypothesisId;
 use crate::leaf;
 use crate::lifecycle::{self, RunOptions, RunSummary};
+use crate::outln;
 use crate::output::{self, format_number};
 use crate::supervisor::ExitReason;
 
@@ -36,7 +37,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["decide", "no_smoke"])]
     pub smoke: bool,
     /// Override the tier's budget (e.g. 90s, 5m)
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::cli::budget, value_name = "DURATION")]
     pub budget: Option<Duration>,
     /// The hypothesis this experiment tests (h<N>)
     #[arg(long)]
@@ -92,7 +93,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
 
 fn print_summary(s: &RunSummary) {
     let value = s.value.map_or_else(String::new, |v| format!("  {}={}", s.metric, format_number(v)));
-    println!(
+    outln!(
         "{} {}{value}  ({} {} run, metric from {})",
         s.experiment,
         s.verdict,
@@ -100,20 +101,20 @@ fn print_summary(s: &RunSummary) {
         s.tier.as_str(),
         s.metric_source.as_str()
     );
-    println!("  {}", s.note);
+    outln!("  {}", s.note);
     if let Some(traceback) = &s.traceback {
         let lines: Vec<&str> = traceback.lines().collect();
         for line in &lines[lines.len().saturating_sub(8)..] {
-            println!("  | {line}");
+            outln!("  | {line}");
         }
     }
     let budget = humantime::format_duration(Duration::from_secs_f64(s.budget_s));
-    println!("  {:.1}s of {budget}, {}, seed {}, exit {}", s.wall_s, s.device, s.seed, s.exit_reason.as_str());
+    outln!("  {:.1}s of {budget}, {}, seed {}, exit {}", s.wall_s, s.device, s.seed, s.exit_reason.as_str());
     if let Some(commit) = &s.commit {
-        println!("  committed {}", &commit[..commit.len().min(12)]);
+        outln!("  committed {}", &commit[..commit.len().min(12)]);
     }
     if let Some(patch) = &s.patch {
-        println!("  restored the mutable files; candidate diff: {patch}");
+        outln!("  restored the mutable files; candidate diff: {patch}");
     }
-    println!("  log: {}", s.log);
+    outln!("  log: {}", s.log);
 }

@@ -8,6 +8,7 @@ use crate::analysis::saturation::{self, Saturation};
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::lifecycle::inputs;
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 
 /// Correlation of each recent candidate's val predictions with the leader's, and the verdict.
@@ -34,7 +35,7 @@ pub fn run(ctx: &Ctx, args: SaturationArgs) -> Result<()> {
     let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let report = saturation::assess(&store, &leaf, &lock_sha256)?;
     let sections = sections(&report);
-    Report { json: json!(report), sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Report { json: json!(report), sections }.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }
 

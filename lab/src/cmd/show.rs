@@ -7,6 +7,7 @@ use crate::leaf::discover::{dir_name, shown};
 use crate::leaf::files::Resolved;
 use crate::leaf::lock::{Change, ChangeKind, LockState};
 use crate::leaf::{self, Leaf, lock};
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 use crate::store::leaves::stats;
 use crate::store::queries::{self, HistoryQuery};
@@ -80,7 +81,7 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         ("stats".to_owned(), stats_table),
         ("recent experiments".to_owned(), recent_table),
     ];
-    Report { json, sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Report { json, sections }.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use clap::Args;
 
 use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
+use crate::outln;
 use crate::output;
 use crate::submit::{self, Outcome};
 
@@ -35,12 +36,12 @@ pub fn run(ctx: &Ctx, args: SubmitArgs) -> Result<()> {
     let output = args.output.map(|p| ctx.cwd.join(p));
     match submit::submit(&lab, &mut store, &leaf, args.if_idle, output)? {
         Outcome::Written(s) => output::answer(args.json, &s, || {
-            println!("{}", s.path);
+            outln!("{}", s.path);
             eprintln!("{} rows from leader {} (sha256 {})", s.rows, s.experiment, s.sha256);
         })?,
         Outcome::Skipped { experiment, kept_at } => {
             if args.json {
-                println!("{}", serde_json::json!({ "skipped": true, "last_keep": experiment, "kept_at": kept_at }));
+                outln!("{}", serde_json::json!({ "skipped": true, "last_keep": experiment, "kept_at": kept_at }));
             }
             eprintln!("not re-issued: {experiment} was kept at {kept_at}, within the --if-idle window");
         }

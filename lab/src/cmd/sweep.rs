@@ -4,6 +4,7 @@ use jiff::Timestamp;
 
 use crate::ctx::Ctx;
 use crate::ids::ExperimentId;
+use crate::output;
 use crate::output::{FormatArgs, Table};
 use crate::stale;
 use crate::store::queries::{self, HistoryQuery};
@@ -65,7 +66,7 @@ pub fn run(ctx: &Ctx, args: SweepArgs) -> Result<()> {
         };
         table.push(vec![experiment.to_string().into(), reason.clone().into(), action.into()]);
     }
-    table.write(args.output.format(), &mut std::io::stdout().lock())?;
+    table.write(args.output.format(), &mut output::stdout())?;
     eprintln!("{} stale of {} running", stale.len(), running.len());
     Ok(())
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::leaf::template::{self, VarValue, Variable};
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 
 /// The templates `lab new` can render, with their variables (type, default, help).
@@ -55,7 +56,7 @@ pub fn run(ctx: &Ctx, args: TemplatesArgs) -> Result<()> {
         json: Value::Array(docs),
         sections: vec![("templates".to_owned(), templates), ("variables".to_owned(), variables)],
     };
-    report.write(args.output.format(), &mut std::io::stdout().lock())?;
+    report.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::lifecycle::verify;
+use crate::output;
 use crate::output::{FormatArgs, Report, Table};
 
 /// Check the records against their hash chain: every entry links to the one
@@ -42,7 +43,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     }
     let head = format!("chain head: entry {} {}", report.head.seq, report.head.hash);
     let sections = vec![(head, checks), ("findings".to_owned(), findings)];
-    Report { json: json!(report), sections }.write(args.output.format(), &mut std::io::stdout().lock())?;
+    Report { json: json!(report), sections }.write(args.output.format(), &mut output::stdout())?;
     if report.ok {
         return Ok(());
     }

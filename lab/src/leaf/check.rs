@@ -50,10 +50,10 @@ pub fn check(dir: &Path) -> Vec<String> {
 
 fn check_manifest(dir: &Path, problems: &mut Vec<String>) -> Option<Manifest> {
     let path = dir.join(manifest::FILE);
-    let text = match fs::read_to_string(&path) {
+    let text = match crate::yaml::read(&path) {
         Ok(text) => text,
         Err(e) => {
-            problems.push(format!("{}: cannot read: {e}", manifest::FILE));
+            problems.push(format!("{}: {}", manifest::FILE, e.message));
             return None;
         }
     };

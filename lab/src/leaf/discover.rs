@@ -15,6 +15,7 @@ use anyhow::Result;
 use walkdir::WalkDir;
 
 use super::{Leaf, manifest};
+use crate::error::LabError;
 
 /// Directory names never walked into, wherever they appear.
 const SKIPPED: &[&str] = &["target", "node_modules", "_archive", "__pycache__", "venv"];
@@ -103,6 +104,45 @@ pub fn find_dir(leaves_dir: &Path, name: &str) -> Option<PathBuf> {
     matches.next().is_none().then_some(first.dir)
 }
 
+/// Refuse a `--leaf` that cannot be a leaf's directory name: empty, a path
+/// (`../../etc`, `a/b`), or characters no directory of a leaf has. Looser than
+/// [`manifest::validate_name`]: PraxLab task names (`my_task`) stay usable.
+pub fn check_component(name: &str) -> Result<(), LabError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        return Ok(());
+    }
+    Err(LabError::usage(format!(
+        "invalid leaf name `{}`: a leaf is named by one directory name (letters, digits, `-`, `_`, `.`)",
+        name.escape_debug()
+    )))
+}
+
+/// Whether a record may carry leaf `name` (already a valid component): a leaf
+/// directory of that name, or one the memory has records of, is known (`Ok(true)`).
+/// An unknown name is refused where the lab has leaf directories (a typo would
+/// start a phantom leaf); a lab without any keeps PraxLab's free task names
+/// (`Ok(false)`: new).
+pub fn check_for_record(leaves_dir: &Path, recorded: &[String], name: &str) -> Result<bool, LabError> {
+    if recorded.iter().any(|r| r == name) || find_dir(leaves_dir, name).is_some() {
+        return Ok(true);
+    }
+    let dirs: Vec<String> = discover(leaves_dir).leaves.iter().map(|f| dir_name(&f.dir)).collect();
+    if dirs.is_empty() {
+        return Ok(false);
+    }
+    let mut known: Vec<String> = dirs.into_iter().chain(recorded.iter().cloned()).collect();
+    known.sort();
+    known.dedup();
+    Err(LabError::usage(format!("no leaf `{name}` in this lab")).hint(format!(
+        "known leaves: {}; a new leaf needs its directory first (`lab new {name} --template T`)",
+        known.join(", ")
+    )))
+}
+
 /// The nearest directory at or above `path`, and inside `root`, holding a `leaf.yaml`.
 pub fn dir_containing(root: &Path, path: &Path) -> Option<PathBuf> {
     path.ancestors()
@@ -156,6 +196,16 @@ mod tests {
         assert_eq!(find_dir(root, "b"), Some(root.join("group/b")));
         assert_eq!(find_dir(root, "old"), None);
         assert_eq!(dir_containing(root, &root.join("group/b/src/x.py")), Some(root.join("group/b")));
+    }
+
+    #[test]
+    fn leaf_names_are_one_directory_name() {
+        for good in ["pretrain", "my_task", "a.b", "x1"] {
+            assert!(check_component(good).is_ok(), "{good}");
+        }
+        for bad in ["", "../../etc", "a/b", ".", "..", ".hidden", "-x", "a b", "tab\there", &"x".repeat(65)] {
+            assert!(check_component(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

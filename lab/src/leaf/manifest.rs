@@ -386,6 +386,8 @@ impl Manifest {
     /// Parse without [`Manifest::problems`]: for `lab check`, which lists those
     /// one by one. Syntax and type errors name the key and its line.
     pub fn parse_unchecked(text: &str, origin: &Path) -> Result<Self, LabError> {
+        // Also for text that did not come from `yaml::read` (a rendered template).
+        crate::yaml::check_depth(text, origin)?;
         serde_norway::from_str(text).map_err(|e| {
             let mut message = e.to_string();
             if message.starts_with(ENTRY_ERROR)
@@ -399,8 +401,7 @@ impl Manifest {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LabError::usage(format!("cannot read leaf manifest `{}`: {e}", path.display())))?;
+        let text = crate::yaml::read(path)?;
         Ok(Self::parse(&text, path)?)
     }
 

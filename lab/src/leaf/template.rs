@@ -123,8 +123,7 @@ pub struct Template {
 impl Template {
     pub fn load(dir: &Path) -> Result<Self, LabError> {
         let path = dir.join(FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| LabError::usage(format!("cannot read template manifest `{}`: {e}", path.display())))?;
+        let text = crate::yaml::read(&path)?;
         let manifest: TemplateManifest =
             serde_norway::from_str(&text).map_err(|e| LabError::usage(format!("invalid `{}`: {e}", path.display())))?;
         let problems = problems(&manifest, &super::discover::dir_name(dir));

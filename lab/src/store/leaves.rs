@@ -30,6 +30,14 @@ pub struct LeafStats {
     pub comparison: Option<Current>,
 }
 
+/// Every leaf the research memory holds a record of, sorted (one index scan of
+/// the tallies, not of the records).
+pub fn recorded(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT leaf FROM tallies WHERE leaf <> '' AND n > 0 ORDER BY leaf")?;
+    let leaves = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(leaves)
+}
+
 /// The statistics of `leaf`, scored on `metric` in the direction `goal`.
 pub fn stats(conn: &Connection, leaf: &str, metric: &str, goal: Goal) -> Result<LeafStats> {
     let tally = |kind: &str| -> Result<u64> {

@@ -343,6 +343,34 @@ const MIGRATIONS: &[(&str, &str)] = &[
             WHERE r.superseded_by IS NULL GROUP BY 1, 2;
         ",
     ),
+    (
+        "10: imports, recorded. Importing the same PraxLab database (or results.tsv)
+         twice doubled every row. Each import records the sha256 of the bytes it
+         read, with its format, path, leaf and counts, in the same transaction as
+         its rows; a second import of the same bytes in the same format finds it
+         and imports nothing. Chained like the records, so deleting an import's
+         row to import the same file again shows in `lab verify`.",
+        r"
+        CREATE TABLE imports (
+            id          INTEGER PRIMARY KEY,
+            format      TEXT NOT NULL CHECK (format IN ('praxlab', 'results-tsv')),
+            sha256      TEXT NOT NULL,
+            path        TEXT NOT NULL,
+            leaf        TEXT,
+            hypotheses  INTEGER NOT NULL,
+            experiments INTEGER NOT NULL,
+            results     INTEGER NOT NULL,
+            created_at  TEXT NOT NULL,
+            UNIQUE (format, sha256)
+        );
+        CREATE TRIGGER chain_imports AFTER INSERT ON imports BEGIN
+    INSERT INTO chain (table_name, row_id, row_sha256, column_digests, prev_hash, hash)
+    SELECT 'imports', k, substr(d, 1, 64), substr(d, 66), p, lab_chain_link(p, 'imports', k, substr(d, 1, 64))
+    FROM (SELECT CAST(new.id AS TEXT) AS k, lab_chain_digest(new.id, new.format, new.sha256, new.path, new.leaf, new.hypotheses, new.experiments, new.results, new.created_at) AS d,
+                 coalesce((SELECT hash FROM chain ORDER BY seq DESC LIMIT 1), '') AS p);
+END;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -17,6 +17,7 @@ pub mod chain;
 pub mod comparisons;
 mod fsck;
 pub mod gate;
+pub mod imports;
 pub mod leaves;
 mod migrations;
 pub mod queries;
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::LabError;
 
@@ -123,6 +124,57 @@ impl Store {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+}
+
+/// What a database file holds, as [`inspect`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// A schema this lab reads (an older one is migrated on next use).
+    Schema(u32),
+    /// A schema newer than [`LATEST_VERSION`]: this lab will not touch it.
+    Newer(u32),
+    /// No schema at all: a lost research log in its place.
+    Empty,
+    /// Not a database lab can read, and why.
+    Broken(String),
+}
+
+impl Health {
+    /// What is wrong, for people; `None` when it is a schema this lab reads.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Self::Schema(_) => None,
+            Self::Newer(v) => Some(format!("a newer schema (version {v}) than this lab knows ({LATEST_VERSION})")),
+            Self::Empty => Some("empty: it holds no schema (a lost research log?)".to_owned()),
+            Self::Broken(why) => Some(why.clone()),
+        }
+    }
+}
+
+/// Look at the database at `path` read-only, without migrating or creating
+/// anything (`lab doctor`): its schema version, or what it is instead.
+pub fn inspect(path: &Path) -> Health {
+    if path.is_dir() {
+        return Health::Broken("a directory, not a database".to_owned());
+    }
+    let read = || -> rusqlite::Result<(u32, i64, String)> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tables = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+        // The first problem only: a damaged page deep in the file shows here, not in the header.
+        let check = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0))?;
+        Ok((version, tables, check))
+    };
+    match read() {
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            Health::Broken(format!("not a SQLite database ({e})"))
+        }
+        Err(e) => Health::Broken(format!("unreadable: {e}")),
+        Ok((version, ..)) if version > LATEST_VERSION => Health::Newer(version),
+        Ok((0, 0, _)) => Health::Empty,
+        Ok((_, _, check)) if check != "ok" => Health::Broken(format!("damaged: {}", check.replace('\n', " "))),
+        Ok((version, ..)) => Health::Schema(version),
     }
 }
 

@@ -5,16 +5,19 @@
 //!   those read as NULL.
 //! - autoresearch's `results.tsv`: `commit val_bpb memory_gb status description`.
 //!
-//! An import runs in one IMMEDIATE transaction: all rows land or none do. Export
-//! of results-tsv then import gives back the same rows. Imported results are
-//! the agent's (`Source::Agent`): no run of this harness stands behind them.
+//! An import runs in one IMMEDIATE transaction: all rows land or none do, and
+//! its record (`store::imports`) with them, so the same bytes import once.
+//! Export of results-tsv then import gives back the same rows. Imported results
+//! are the agent's (`Source::Agent`): no run of this harness stands behind them.
+//! Errors name the source file.
 
-use std::collections::HashMap;
+mod praxlab;
+
 use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use rusqlite::{Connection, OpenFlags, Transaction};
+use rusqlite::Transaction;
 use serde_json::{Map, Value};
 
 use crate::error::LabError;
@@ -23,11 +26,25 @@ use crate::store::queries::HistoryRow;
 use crate::store::records::{self, Mechanism, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::vcs::Snapshot;
 
-#[derive(Debug, Default, PartialEq, Eq)]
+pub use praxlab::import_praxlab;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Imported {
     pub hypotheses: usize,
     pub experiments: usize,
     pub results: usize,
+}
+
+/// The bytes of an import's source, refused (naming it) unless it is a readable
+/// regular file: `what` says what it should have been.
+pub fn read_source(path: &Path, what: &str) -> Result<Vec<u8>, LabError> {
+    let cannot = |e: std::io::Error| LabError::usage(format!("cannot read `{}`: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(LabError::usage(format!("`{}` is {kind}, not {what}", path.display())));
+    }
+    std::fs::read(path).map_err(cannot)
 }
 
 pub const RESULTS_TSV_HEADER: [&str; 5] = ["commit", "val_bpb", "memory_gb", "status", "description"];
@@ -160,147 +177,4 @@ pub fn export_results_tsv(rows: &[HistoryRow], out: &mut impl Write) -> Result<(
         )?;
     }
     Ok(())
-}
-
-/// Import a PraxLab `experiments.db` (opened read-only; never modified).
-pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
-    let src = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .with_context(|| format!("cannot open PraxLab database `{}`", path.display()))?;
-    for table in ["hypotheses", "experiments", "results"] {
-        let found: bool = src
-            .query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
-                r.get(0)
-            })
-            .map_err(|e| LabError::usage(format!("`{}` is not a SQLite database: {e}", path.display())))?;
-        if !found {
-            return Err(
-                LabError::usage(format!("`{}` is not a PraxLab database: no `{table}` table", path.display())).into()
-            );
-        }
-    }
-    let mut imported = Imported::default();
-    // A PraxLab hypothesis carries no leaf; it takes the task of its first experiment.
-    let leaf_of: HashMap<String, String> =
-        select(&src, "experiments", &["hypothesis_id", "task_id"], "ORDER BY created_at DESC")?
-            .into_iter()
-            .filter_map(|row| Some((row[0].clone()?, row[1].clone()?)))
-            .collect();
-    let mut new_ids = HashMap::new();
-    let hypotheses = select(
-        &src,
-        "hypotheses",
-        &["id", "title", "mechanism_explanation", "rationale", "expected_outcome", "created_at"],
-        "ORDER BY created_at, rowid",
-    )?;
-    for row in hypotheses {
-        let old = row[0].clone().unwrap_or_default();
-        let id = records::add_hypothesis(
-            tx,
-            &NewHypothesis {
-                title: row[1].clone().unwrap_or_default(),
-                mechanism: row[2].clone().or_else(|| row[3].clone()).unwrap_or_default(),
-                leaf: leaf_of.get(&old).cloned(),
-                prediction: row[4].clone().filter(|p| !p.is_empty()),
-                created_at: row[5].clone().unwrap_or_else(records::now),
-            },
-        )
-        .with_context(|| format!("PraxLab hypothesis `{old}`"))?;
-        new_ids.insert(old, id);
-        imported.hypotheses += 1;
-    }
-    let results: HashMap<String, Vec<Option<String>>> = select(
-        &src,
-        "results",
-        &[
-            "experiment_id",
-            "verdict",
-            "metrics_json",
-            "mechanism_confirmed",
-            "theory_revision",
-            "interpretation",
-            "created_at",
-        ],
-        "",
-    )?
-    .into_iter()
-    .filter_map(|row| Some((row[0].clone()?, row)))
-    .collect();
-    for row in
-        select(&src, "experiments", &["id", "hypothesis_id", "task_id", "created_at"], "ORDER BY created_at, rowid")?
-    {
-        let old = row[0].clone().unwrap_or_default();
-        let hypothesis = *row[1].as_ref().and_then(|h| new_ids.get(h)).ok_or_else(|| {
-            LabError::usage(format!("PraxLab experiment `{old}` refers to an unknown hypothesis {:?}", row[1]))
-        })?;
-        let started_at = row[3].clone().unwrap_or_else(records::now);
-        let experiment = records::add_experiment(
-            tx,
-            &NewExperiment {
-                hypothesis,
-                leaf: row[2].clone(),
-                snapshot: Snapshot::default(),
-                host: "import".to_owned(),
-                pid: None,
-                watch_pid: false,
-                budget_s: None,
-                started_at,
-            },
-        )?;
-        imported.experiments += 1;
-        let Some(result) = results.get(&old) else { continue };
-        let verdict = Verdict::parse(result[1].as_deref().unwrap_or(""))
-            .map_err(|e| LabError::usage(format!("PraxLab result of `{old}`: {}", e.message)))?;
-        let (metrics, dropped) = numeric_metrics(result[2].as_deref().unwrap_or("{}"));
-        let mut note = format!("imported from PraxLab {} (experiment {old})", path.display());
-        if !dropped.is_empty() {
-            note.push_str(&format!("; non-numeric metrics left out: {}", dropped.join(", ")));
-        }
-        if let Some(interpretation) = result[5].as_deref().filter(|i| !i.is_empty()) {
-            note.push_str(&format!("; interpretation: {interpretation}"));
-        }
-        let mechanism = match result[3].as_deref() {
-            Some("1") => Some(Mechanism::Confirmed),
-            Some("0") => Some(Mechanism::Refuted),
-            _ => None,
-        };
-        let created_at = result[6].clone().unwrap_or_else(records::now);
-        records::add_result(
-            tx,
-            &NewResult {
-                experiment,
-                verdict,
-                metrics,
-                mechanism,
-                theory_revision: result[4].clone(),
-                note: Some(note),
-                created_at,
-                source: Source::Agent,
-            },
-            false,
-        )?;
-        imported.results += 1;
-    }
-    Ok(imported)
-}
-
-/// `SELECT` the named columns as text, reading a column the table lacks as NULL.
-fn select(src: &Connection, table: &str, columns: &[&str], tail: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let present: Vec<String> =
-        src.prepare(&format!("PRAGMA table_info({table})"))?.query_map([], |r| r.get(1))?.collect::<Result<_, _>>()?;
-    let list: Vec<String> = columns
-        .iter()
-        .map(|c| if present.iter().any(|p| p == c) { format!("CAST({c} AS TEXT)") } else { "NULL".to_owned() })
-        .collect();
-    let mut stmt = src.prepare(&format!("SELECT {} FROM {table} {tail}", list.join(", ")))?;
-    let rows = stmt.query_map([], |r| (0..columns.len()).map(|i| r.get(i)).collect())?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn numeric_metrics(text: &str) -> (Map<String, Value>, Vec<String>) {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else {
-        return (Map::new(), vec!["(unreadable JSON)".to_owned()]);
-    };
-    let (numeric, other): (Map<String, Value>, Map<String, Value>) =
-        map.into_iter().partition(|(_, v)| v.as_f64().is_some_and(f64::is_finite));
-    (numeric, other.into_iter().map(|(k, _)| k).collect())
 }

@@ -90,6 +90,11 @@ impl TestLab {
         rusqlite::Connection::open(self.path(".lab/lab.db")).unwrap()
     }
 
+    /// A database file of the lab's directory (a fixture to import), opened directly.
+    pub fn db_at(&self, rel: &str) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(rel)).unwrap()
+    }
+
     /// insta settings for output that names this lab: its root, times, sha256s
     /// (chain hashes, comparison keys), hosts, pids, commits and sandbox statuses redacted.
     pub fn redactions(&self) -> insta::Settings {

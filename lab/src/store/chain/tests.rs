@@ -3,7 +3,7 @@ use rusqlite::types::ValueRef;
 use super::*;
 use crate::store::{OpenMode, Store};
 
-/// The trigger migration 8 created for `spec`, as [`CHAINED`] says it must read.
+/// The trigger its migration created for `spec`, as [`CHAINED`] says it must read.
 fn expected_trigger(spec: &Chained) -> String {
     let (t, key) = (spec.table, spec.key.replace("t.", "new."));
     let values: Vec<String> = spec.columns.iter().map(|c| format!("new.{c}")).collect();

@@ -115,9 +115,11 @@ pub fn parse_metrics(text: &str) -> Result<Metrics, LabError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         LabError::usage(format!("malformed metrics JSON: {e}")).hint(r#"for example --metrics '{"val_bpb": 0.993}'"#)
     })?;
-    let Value::Object(map) = value else {
+    let Value::Object(_) = value else {
         return Err(LabError::usage("metrics must be a JSON object of numbers, like {\"val_bpb\": 0.993}"));
     };
+    // Again, refusing a repeated name: serde_json keeps the last one silently.
+    let UniqueKeys(map) = serde_json::from_str(text).map_err(|e| LabError::usage(format!("metrics JSON: {e}")))?;
     for (name, value) in &map {
         if name.trim().is_empty() {
             return Err(LabError::usage("metric names must not be empty"));
@@ -127,6 +129,34 @@ pub fn parse_metrics(text: &str) -> Result<Metrics, LabError> {
         }
     }
     Ok(map)
+}
+
+/// A JSON object whose keys each appear once.
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("metric `{key}` is given twice")));
+                    }
+                    map.insert(key, access.next_value()?);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
 }
 
 pub fn now() -> String {

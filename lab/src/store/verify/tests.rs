@@ -6,9 +6,11 @@ use crate::ids::ExperimentId;
 use crate::leaf::inputs::{Found, ResolvedInput};
 use crate::store::comparisons::{self, NewComparison};
 use crate::store::gate::{self, Baseline, StoredReport};
+use crate::store::imports;
 use crate::store::records::{Source, Verdict};
 use crate::store::submissions::{self, Submission};
 use crate::store::testing::{self, metrics};
+use crate::store::transfer::Imported;
 use crate::store::{Store, runs};
 
 /// One row in every chained table, through the store's own writes.
@@ -78,6 +80,8 @@ fn everything(tx: &Transaction<'_>, leaf: &str) -> Result<ExperimentId> {
         created_at: "t".into(),
     };
     comparisons::record(tx, &c)?;
+    let source = imports::Source { format: "results-tsv", path: "r.tsv", sha256: "ab", leaf: Some(leaf) };
+    imports::once(tx, &source, |_| Ok(Imported { hypotheses: 1, experiments: 1, results: 1 }))?;
     Ok(e)
 }
 
@@ -174,5 +178,5 @@ fn a_leaf_is_verified_alone_but_the_chain_whole() {
     assert!(verify(store.conn(), Some("toy")).unwrap().ok, "toy's rows are intact");
     let other = verify(store.conn(), Some("other")).unwrap();
     assert_eq!(findings(&other).len(), 1, "{:?}", findings(&other));
-    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 14)"]);
+    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 15)"]);
 }
