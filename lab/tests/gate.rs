@@ -206,6 +206,16 @@ fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     assert!(!note.contains("0.100..0.100"), "never an exact interval on a few items: {note}");
     assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 2 AND tier = 'full'"), 1);
     assert_eq!(gate_row(&lab, "e2").0, "fail");
+    // What the items let the gate see: per-item gains sd .3078 on 19 df, se .0688, at the
+    // last look's 94.44% level: (t(.9722; 19) + t(.8; 19)) * se = .20, twice the gap it missed.
+    let p = &lab.json(&["context"])["power"][0];
+    let detectable = p["sensitivity"]["detectable"].as_f64().unwrap();
+    assert!((detectable - 0.200).abs() < 0.005, "{p:#}");
+    assert_eq!(lab.json(&["gate", "e2"])["detectable"].as_f64(), Some(detectable));
+    assert_eq!(
+        (p["decisions"].as_u64(), p["keeps"].as_u64(), p["at_ceiling"].as_bool()),
+        (Some(1), Some(0), Some(false))
+    );
 
     // Right on every item: the same gain everywhere is a keep.
     // The discard restored train.py.
@@ -214,6 +224,13 @@ fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     assert_eq!(s["verdict"], "keep", "{s:#}");
     let h = lab.json(&["holdout", "exact"]);
     assert_eq!((h["verdict"].as_str(), h["transferred"].as_bool()), (Some("transferred"), Some(true)), "{h:#}");
+    // mae 0 now: nothing is left to gain, and the leaf says so.
+    let show = lab.json(&["show", "exact"]);
+    let p = &show["power"];
+    assert_eq!((p["headroom"].as_f64(), p["at_ceiling"].as_bool()), (Some(0.0), Some(true)), "{p:#}");
+    assert_eq!((p["decisions"].as_u64(), p["keeps"].as_u64()), (Some(2), Some(1)));
+    assert!((p["expected_noise_keeps"].as_f64().unwrap() - 2.0 * 0.05).abs() < 1e-12, "5% each at 0.9: {p:#}");
+    assert!(p["summary"].as_str().unwrap().contains("at its ceiling"), "{p:#}");
 }
 
 #[test]

@@ -4,16 +4,21 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::leaf::Leaf;
+use crate::lifecycle::sensitivity::{self, LeafPower};
 use crate::output;
 use crate::output::{FormatArgs, Report, Table};
+use crate::root::LabRoot;
 use crate::stale;
-use crate::store::comparisons;
 use crate::store::queries::{self, HistoryQuery};
+use crate::store::{Store, comparisons};
 
 /// What a fresh agent session needs, compact enough for a context window: counts,
 /// the best kept result per metric, the comparison it is ranked within (and what
 /// the last re-lock changed), recent history, open hypotheses, running and stale
-/// experiments, and the latest failures.
+/// experiments, the latest failures, and what the gate can detect on each
+/// leaf (the smallest gain it keeps 4 times in 5, whether the leader is at the
+/// metric's ceiling, and how many keeps noise alone would explain).
 ///
 /// A best is the harness's, within the leaf's current comparison: kept results
 /// typed with `lab result` are listed apart, as reported by an agent.
@@ -102,6 +107,10 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         sections.push(("kept results typed by agents (no harness run: never a best)".to_owned(), bests(&reported)));
     }
     sections.push(("comparisons (leaders and bests never rank across them)".to_owned(), comparison_table(&compared)));
+    let power = power(&lab, &store, &compared)?;
+    if !power.is_empty() {
+        sections.push((POWER_TITLE.to_owned(), power_table(&power)));
+    }
     let mut recent_table =
         Table::new(&["experiment", "hypothesis", "verdict", "source", "title", "metrics", "mechanism"]);
     for r in &recent {
@@ -153,6 +162,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         "best": best,
         "reported": reported,
         "comparisons": compared,
+        "power": power,
         "recent": recent,
         "open_hypotheses": open,
         "running": running,
@@ -190,6 +200,52 @@ fn bests(rows: &[queries::Best]) -> Table {
             b.value.into(),
             b.experiment.clone().into(),
             b.source.as_str().into(),
+        ]);
+    }
+    table
+}
+
+/// The section title of [`power_table`], which says what "detectable" means.
+pub(super) const POWER_TITLE: &str = "what the gate can detect (a true gain of `detectable` is kept 4 times in 5; \
+    `noise_keeps`: the most keeps candidates with no real gain would have won)";
+
+/// What the gate can detect on each leaf in its current comparison (leaves
+/// whose directory is gone are left out: their manifest says the metric).
+fn power(lab: &LabRoot, store: &Store, compared: &[comparisons::Current]) -> Result<Vec<LeafPower>> {
+    let mut rows = Vec::new();
+    for c in compared {
+        if let Some(dir) = crate::leaf::discover::find_dir(&lab.leaves_dir(), &c.leaf) {
+            rows.push(sensitivity::of_leaf(store, &Leaf::load(&dir)?, &c.comparison.key)?);
+        }
+    }
+    Ok(rows)
+}
+
+pub(super) fn power_table(rows: &[LeafPower]) -> Table {
+    let mut table = Table::new(&[
+        "leaf",
+        "metric",
+        "detectable",
+        "leader",
+        "headroom",
+        "at_ceiling",
+        "decisions",
+        "keeps",
+        "noise_keeps",
+        "measured_by",
+    ]);
+    for p in rows {
+        table.push(vec![
+            p.leaf.clone().into(),
+            p.metric.clone().into(),
+            p.power.sensitivity.map(|s| s.detectable).into(),
+            p.leader.into(),
+            p.headroom.into(),
+            p.at_ceiling.into(),
+            p.power.decisions.into(),
+            p.power.keeps.into(),
+            p.power.expected_noise_keeps.into(),
+            p.power.measured_by.map(|e| e.to_string()).into(),
         ]);
     }
     table

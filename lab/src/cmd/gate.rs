@@ -54,6 +54,7 @@ pub fn run(ctx: &Ctx, args: GateArgs) -> Result<()> {
         "verdict": r.verdict.name(),
         "reason": r.reason,
         "n": r.n,
+        "detectable": r.sensitivity.map(|s| s.detectable),
         "flags": j.flags,
         "decided": decided.as_ref().map(|d| json!({"verdict": d.verdict, "leader": d.leader.map(|l| l.to_string()), "reason": d.reason})),
     });

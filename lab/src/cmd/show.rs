@@ -7,13 +7,16 @@ use crate::leaf::discover::{dir_name, shown};
 use crate::leaf::files::Resolved;
 use crate::leaf::lock::{Change, ChangeKind, LockState};
 use crate::leaf::{self, Leaf, lock};
+use crate::lifecycle::sensitivity;
 use crate::output;
 use crate::output::{FormatArgs, Report, Table};
+use crate::store::comparisons;
 use crate::store::leaves::stats;
 use crate::store::queries::{self, HistoryQuery};
 
 /// One leaf in detail: its manifest, every file with its role (mutable,
-/// frozen, other) and lock state, its statistics and recent experiments.
+/// frozen, other) and lock state, its statistics, what the gate can detect on
+/// it (and whether it is at its ceiling), and recent experiments.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The leaf: a name or a directory (default: the leaf containing the working directory)
@@ -39,6 +42,10 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         &HistoryQuery { leaf: Some(id.clone()), limit: Some(args.recent), ..Default::default() },
     )?;
 
+    let power = match comparisons::current_key(store.conn(), &id)? {
+        Some(key) => Some(sensitivity::of_leaf(&store, &leaf, &key)?),
+        None => None,
+    };
     let summary = summary(&lab.dir, &leaf, &state);
     let (files, changes) = files(&resolved, &state);
     let mut stats_table =
@@ -73,14 +80,19 @@ pub fn run(ctx: &Ctx, args: ShowArgs) -> Result<()> {
         "lock_changes": changes,
         "files": files.to_json(),
         "stats": s,
+        "power": power,
         "recent": recent,
     });
-    let sections = vec![
-        ("leaf".to_owned(), summary),
-        ("files".to_owned(), files),
-        ("stats".to_owned(), stats_table),
-        ("recent experiments".to_owned(), recent_table),
-    ];
+    let mut sections =
+        vec![("leaf".to_owned(), summary), ("files".to_owned(), files), ("stats".to_owned(), stats_table)];
+    if let Some(power) = &power {
+        sections
+            .push((super::context::POWER_TITLE.to_owned(), super::context::power_table(std::slice::from_ref(power))));
+        let mut said = Table::new(&["summary"]);
+        said.push(vec![json!(power.summary)]);
+        sections.push(("in words".to_owned(), said));
+    }
+    sections.push(("recent experiments".to_owned(), recent_table));
     Report { json, sections }.write(args.output.format(), &mut output::stdout())?;
     Ok(())
 }

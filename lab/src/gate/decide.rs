@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use super::bootstrap::{BootstrapError, BootstrapOptions, paired_bootstrap};
 use super::kind::{Goal, MetricKind};
-use super::scalar::{Interval, ItemNoise, Noise, interval, look_confidence, mean, noise};
+use super::scalar::{Interval, ItemNoise, Noise, detectable, interval, look_confidence, mean, noise, spread};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GateConfig {
@@ -150,6 +150,19 @@ pub struct GateReport {
     pub reason: String,
     /// Validation items (predictions mode) or candidate runs (scalar mode).
     pub n: usize,
+    /// What this leaf's noise lets the gate see; `None` without a noise estimate.
+    #[serde(default)]
+    pub sensitivity: Option<Sensitivity>,
+}
+
+/// The smallest improvement the gate can detect, from the noise measured in a
+/// decision: a candidate truly better by `detectable` is kept with
+/// probability `scalar::POWER` (80%) once it has had all its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sensitivity {
+    /// Standard error of the improvement with every run the gate allows.
+    pub se: f64,
+    pub detectable: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -204,7 +217,9 @@ fn decide_predictions(config: &GateConfig, s: &PairedSamples) -> Result<GateRepo
         prob_better: est.prob_better,
     };
     let straddle = format!("on {} validation items it is within noise", est.n);
-    Ok(report(config.minimum(), config.confidence, iv, None, &straddle, est.n))
+    let sensitivity =
+        Sensitivity { se: est.se, detectable: detectable(est.se, f64::INFINITY, config.confidence, config.minimum()) };
+    Ok(report(config.minimum(), config.confidence, iv, None, &straddle, est.n).with(sensitivity))
 }
 
 fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, GateError> {
@@ -237,29 +252,26 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
             verdict: Verdict::NoNoiseEstimate,
             reason,
             n,
+            sensitivity: None,
         });
     };
     let items = r.items.as_ref().map(|items| item_noise(config, items)).transpose()?;
     let looks = config.max_candidate_runs.max(1);
     let confidence = look_confidence(config.confidence, n.min(looks), looks);
     let iv = interval(r.goal, &r.leader, &r.candidate, noise, items, confidence);
+    let last_look = look_confidence(config.confidence, looks, looks);
+    let (se, df) = spread(noise, items, looks, r.leader.len());
+    let sensitivity = Sensitivity { se, detectable: detectable(se, df, last_look, config.minimum()) };
     // Repeats shrink only the seed noise: ask for them only if, with the seed
     // noise gone at the last look, the item noise alone would let the gap clear.
-    let limit = interval(
-        r.goal,
-        &r.leader,
-        &r.candidate,
-        Noise { sd: 0.0, ..noise },
-        items,
-        look_confidence(config.confidence, looks, looks),
-    );
+    let limit = interval(r.goal, &r.leader, &r.candidate, Noise { sd: 0.0, ..noise }, items, last_look);
     let ask = (n < looks && limit.ci_low > config.minimum())
         .then(|| format!("so the candidate needs more runs (it has {n} of at most {looks})"));
     let straddle = match items {
         Some(items) => format!("after {n} candidate runs on {} validation items it is within noise", items.n),
         None => format!("after {n} candidate runs it is within noise"),
     };
-    Ok(report(config.minimum(), confidence, iv, ask, &straddle, n))
+    Ok(report(config.minimum(), confidence, iv, ask, &straddle, n).with(sensitivity))
 }
 
 /// The item-sampling noise of scalar-mode runs.
@@ -306,6 +318,13 @@ fn report(min: f64, confidence: f64, iv: Interval, ask: Option<String>, straddle
         verdict,
         reason,
         n,
+        sensitivity: None,
+    }
+}
+
+impl GateReport {
+    fn with(self, sensitivity: Sensitivity) -> Self {
+        Self { sensitivity: Some(sensitivity), ..self }
     }
 }
 

@@ -107,6 +107,14 @@ impl MetricKind {
         }
     }
 
+    /// The best value the metric can take: no error, perfect agreement.
+    pub fn perfect(self) -> f64 {
+        match self.goal() {
+            Goal::Minimize => 0.0,
+            Goal::Maximize => 1.0,
+        }
+    }
+
     /// Fewest items on which the statistic means anything (the `metrics` module
     /// docs say why).
     pub fn min_samples(self) -> usize {
@@ -155,6 +163,14 @@ impl Scorer {
         match self {
             Scorer::Paired(kind) => kind.goal(),
             Scorer::BitsPerByte => Goal::Minimize,
+        }
+    }
+
+    /// The best attainable value, where there is one: text always has some entropy.
+    pub fn perfect(self) -> Option<f64> {
+        match self {
+            Scorer::Paired(kind) => Some(kind.perfect()),
+            Scorer::BitsPerByte => None,
         }
     }
 

@@ -90,15 +90,12 @@ pub(crate) fn interval(
     confidence: f64,
 ) -> Interval {
     let improvement = goal.improvement(mean(leader), mean(candidate));
-    let seed_se = noise.sd * (1.0 / candidate.len() as f64 + 1.0 / leader.len() as f64).sqrt();
-    let item_se = items.map_or(0.0, |i| i.se);
-    let se = seed_se.hypot(item_se);
+    let (se, df) = spread(noise, items, candidate.len(), leader.len());
     if se == 0.0 {
         // Repeats agree and every item moved by the same amount: the gap is exact.
         let prob_better = if improvement > 0.0 { 1.0 } else { 0.0 };
         return Interval { improvement, ci_low: improvement, ci_high: improvement, prob_better };
     }
-    let df = satterthwaite(&[(seed_se, noise.df), (item_se, items.map_or(f64::INFINITY, |i| i.df()))]);
     let dist = Standard::new(df);
     let half = dist.quantile(1.0 - (1.0 - confidence) / 2.0) * se;
     Interval {
@@ -107,6 +104,29 @@ pub(crate) fn interval(
         ci_high: improvement + half + 0.0,
         prob_better: dist.cdf(improvement / se),
     }
+}
+
+/// The standard error of the improvement with `candidate_runs` and
+/// `leader_runs` runs (seed noise shrinks with both, item noise with neither)
+/// and its degrees of freedom.
+pub(crate) fn spread(noise: Noise, items: Option<ItemNoise>, candidate_runs: usize, leader_runs: usize) -> (f64, f64) {
+    let seed_se = noise.sd * (1.0 / candidate_runs as f64 + 1.0 / leader_runs as f64).sqrt();
+    let item_se = items.map_or(0.0, |i| i.se);
+    let df = satterthwaite(&[(seed_se, noise.df), (item_se, items.map_or(f64::INFINITY, |i| i.df()))]);
+    (seed_se.hypot(item_se), df)
+}
+
+/// Power at which [`detectable`] is quoted: the usual 80%.
+pub const POWER: f64 = 0.8;
+
+/// The smallest true improvement the gate keeps with probability [`POWER`],
+/// given the standard error `se` (on `df` degrees of freedom) of the
+/// improvement it would see: the lower bound of the two-sided `confidence`
+/// interval must clear `min`, so the gain must exceed `min` by the interval's
+/// half-width plus the power quantile, both in units of `se`.
+pub(crate) fn detectable(se: f64, df: f64, confidence: f64, min: f64) -> f64 {
+    let dist = Standard::new(df);
+    min + (dist.quantile(1.0 - (1.0 - confidence) / 2.0) + dist.quantile(POWER)) * se
 }
 
 /// Welch-Satterthwaite degrees of freedom of a sum of independent variance
@@ -260,6 +280,16 @@ mod tests {
         assert!(!reproduction(Goal::Maximize, 0.9, &[0.8, 0.8], 0.9).unwrap().holds, "deterministic must match");
         assert!(reproduction(Goal::Maximize, 0.8, &[0.8, 0.8], 0.9).unwrap().holds);
         assert_eq!(reproduction(Goal::Minimize, 0.5, &[1.0], 0.9), None, "one rerun has no spread");
+    }
+
+    #[test]
+    fn detectable_is_the_gain_kept_four_times_in_five() {
+        // Normal: (z(.975) + z(.8)) * se = (1.95996 + 0.84162) * 0.01 above the minimum.
+        let d = detectable(0.01, f64::INFINITY, 0.95, 0.002);
+        assert!((d - (0.002 + 0.0280158)).abs() < 1e-6, "{d}");
+        // Few degrees of freedom widen it: t(.975; 4) = 2.7764, t(.8; 4) = 0.9410.
+        assert!((detectable(0.01, 4.0, 0.95, 0.0) - 0.037174).abs() < 1e-5);
+        assert_eq!(detectable(0.0, 4.0, 0.95, 0.0), 0.0, "no noise: any gain is seen");
     }
 
     #[test]

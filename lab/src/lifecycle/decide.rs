@@ -122,5 +122,6 @@ pub fn stored(leaf: &Leaf, experiment: ExperimentId, judgement: &Judgement) -> S
         flags: judgement.flags.clone(),
         min_improvement: leaf.manifest.gate.min_improvement,
         confidence: leaf.manifest.gate.confidence,
+        sensitivity: r.sensitivity,
     }
 }

@@ -101,6 +101,7 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
             verdict: Verdict::Pass,
             reason: "no comparable leader yet (same leaf.lock and inputs): the first full run is the baseline".into(),
             n: 0,
+            sensitivity: None,
         };
         return Ok(Judgement { report, leader: None, mode, flags });
     };

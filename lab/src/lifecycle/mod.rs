@@ -10,7 +10,7 @@
 //! gate on recorded experiments), `flags` (seed-only and eval-only diffs),
 //! `archive` (what is left of discarded candidates), `baseline` (`lab
 //! baseline`'s reruns), `heldout` (the sealed held-out split and its read
-//! counter), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker),
+//! counter), `sensitivity` (what the gate can detect on a leaf, its ceiling, the keeps noise explains), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker),
 //! `verify` (`lab verify`'s checks of files, scores and commit anchors).
 
 pub mod archive;
@@ -25,6 +25,7 @@ pub mod integrity;
 pub mod judge;
 pub mod keep;
 mod record;
+pub mod sensitivity;
 pub mod session;
 pub mod verify;
 

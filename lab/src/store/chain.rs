@@ -1,4 +1,4 @@
-//! The hash chain over the records (migration 8; `imports` from 9): which tables and columns it
+//! The hash chain over the records (migration 8; `imports` from 10, `gate_sensitivity` from 11): which tables and columns it
 //! covers, the SQL functions its triggers call, and its head.
 //!
 //! Every inserted row of a [`CHAINED`] table appends one `chain` entry: the
@@ -36,7 +36,7 @@ const ID: &str = "CAST(t.id AS TEXT)";
 const VIA_EXPERIMENT: &str = "(SELECT e.leaf FROM experiments e WHERE e.id = t.experiment_id)";
 const VIA_RUN: &str = "(SELECT e.leaf FROM runs u JOIN experiments e ON e.id = u.experiment_id WHERE u.id = t.run_id)";
 
-/// The triggers of migrations 8 and 9 pass exactly these columns (a test compares them).
+/// The triggers of migrations 8, 10 and 11 pass exactly these columns (a test compares them).
 pub const CHAINED: &[Chained] = &[
     Chained {
         table: "hypotheses",
@@ -185,6 +185,12 @@ pub const CHAINED: &[Chained] = &[
         key: ID,
         leaf: "t.leaf",
         columns: &["id", "format", "sha256", "path", "leaf", "hypotheses", "experiments", "results", "created_at"],
+    },
+    Chained {
+        table: "gate_sensitivity",
+        key: "CAST(t.report_id AS TEXT)",
+        leaf: "(SELECT g.leaf FROM gate_reports g WHERE g.id = t.report_id)",
+        columns: &["report_id", "se", "detectable"],
     },
 ];
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::records::{self, Metrics};
+use crate::gate::Sensitivity;
 use crate::ids::ExperimentId;
 
 /// What the gate said about one candidate, as stored.
@@ -33,6 +34,8 @@ pub struct StoredReport {
     pub flags: Vec<String>,
     pub min_improvement: f64,
     pub confidence: f64,
+    /// What the decision's noise lets the gate see (migration 11); `None` before, or without noise.
+    pub sensitivity: Option<Sensitivity>,
 }
 
 fn id_text<S: serde::Serializer>(id: &ExperimentId, s: S) -> Result<S::Ok, S::Error> {
@@ -73,6 +76,12 @@ pub fn add_report(tx: &Transaction<'_>, r: &StoredReport) -> Result<()> {
             records::now()
         ],
     )?;
+    if let Some(sensitivity) = r.sensitivity {
+        tx.execute(
+            "INSERT INTO gate_sensitivity (report_id, se, detectable) VALUES (?1, ?2, ?3)",
+            params![tx.last_insert_rowid(), sensitivity.se, sensitivity.detectable],
+        )?;
+    }
     Ok(())
 }
 
@@ -81,8 +90,9 @@ pub fn latest_report(conn: &Connection, experiment: ExperimentId) -> Result<Opti
     let row = conn
         .prepare_cached(
             "SELECT leaf, leader_experiment_id, mode, verdict, improvement, ci_low, ci_high, prob_better, n, reason,
-                    flags, min_improvement, confidence
-             FROM gate_reports WHERE experiment_id = ?1 ORDER BY id DESC LIMIT 1",
+                    flags, min_improvement, confidence, s.se, s.detectable
+             FROM gate_reports g LEFT JOIN gate_sensitivity s ON s.report_id = g.id
+             WHERE experiment_id = ?1 ORDER BY id DESC LIMIT 1",
         )?
         .query_row([experiment.0], |r| {
             let flags: String = r.get(10)?;
@@ -101,10 +111,63 @@ pub fn latest_report(conn: &Connection, experiment: ExperimentId) -> Result<Opti
                 flags: serde_json::from_str(&flags).unwrap_or_default(),
                 min_improvement: r.get(11)?,
                 confidence: r.get(12)?,
+                sensitivity: sensitivity(r.get(13)?, r.get(14)?),
             })
         })
         .optional()?;
     Ok(row)
+}
+
+fn sensitivity(se: Option<f64>, detectable: Option<f64>) -> Option<Sensitivity> {
+    Some(Sensitivity { se: se?, detectable: detectable? })
+}
+
+/// The gate's decisions on a leaf within one comparison, and what they say
+/// about the leaf's noise: how many candidates were judged and kept, how
+/// many keeps noise alone would explain, and the latest decision's sensitivity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Power {
+    /// Candidates the gate judged against a leader (the baseline is not one).
+    pub decisions: u64,
+    pub keeps: u64,
+    /// The most keeps that candidates with no real gain would have won: each
+    /// decision's false-keep budget (1 - confidence) / 2, summed.
+    pub expected_noise_keeps: f64,
+    /// The latest decision that measured any noise: a candidate whose every
+    /// item moved alike (or not at all: outputs identical to the leader's)
+    /// has a paired se of 0, which says nothing about the next candidate.
+    #[serde(serialize_with = "opt_id_text")]
+    pub measured_by: Option<ExperimentId>,
+    pub sensitivity: Option<Sensitivity>,
+}
+
+/// [`Power`] of `leaf` in the comparison `key`, from the latest report of each
+/// candidate recorded under it (a candidate rerun is one decision).
+pub fn power(conn: &Connection, leaf: &str, key: &str) -> Result<Power> {
+    let (decisions, keeps, expected_noise_keeps): (i64, i64, f64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), coalesce(SUM(g.verdict = 'pass'), 0), coalesce(SUM((1.0 - g.confidence) / 2), 0)
+         FROM gate_reports g JOIN results r ON r.experiment_id = g.experiment_id AND r.superseded_by IS NULL
+         WHERE g.leaf = ?1 AND r.comparison = ?2 AND g.leader_experiment_id IS NOT NULL
+           AND g.id = (SELECT MAX(id) FROM gate_reports l WHERE l.experiment_id = g.experiment_id)",
+        )?
+        .query_row(params![leaf, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let latest = conn
+        .prepare_cached(
+            "SELECT g.experiment_id, s.se, s.detectable
+             FROM gate_reports g JOIN gate_sensitivity s ON s.report_id = g.id
+             JOIN results r ON r.experiment_id = g.experiment_id AND r.superseded_by IS NULL
+             WHERE g.leaf = ?1 AND r.comparison = ?2 AND s.se > 0 ORDER BY g.id DESC LIMIT 1",
+        )?
+        .query_row(params![leaf, key], |r| Ok((ExperimentId(r.get(0)?), sensitivity(r.get(1)?, r.get(2)?))))
+        .optional()?;
+    Ok(Power {
+        decisions: decisions as u64,
+        keeps: keeps as u64,
+        expected_noise_keeps,
+        measured_by: latest.map(|(e, _)| e),
+        sensitivity: latest.and_then(|(_, s)| s),
+    })
 }
 
 /// The leader's run-to-run spread, measured by `lab baseline`.

@@ -371,6 +371,29 @@ const MIGRATIONS: &[(&str, &str)] = &[
 END;
         ",
     ),
+    (
+        "11: what the gate can detect. Each gate report's sensitivity: the
+         standard error of the improvement with every run the gate allows, and
+         the smallest true gain it keeps four times in five, so `lab context`,
+         `lab show` and `lab gate` can say what a leaf's noise lets through and
+         when a leaf is at its ceiling. A table of its own, chained from its
+         first row (adding columns to chained `gate_reports` would change the
+         digest of every report already hashed).",
+        r"
+        CREATE TABLE gate_sensitivity (
+            report_id  INTEGER PRIMARY KEY REFERENCES gate_reports (id),
+            se         REAL NOT NULL,
+            detectable REAL NOT NULL
+        );
+        CREATE INDEX gate_reports_by_leaf ON gate_reports (leaf, id);
+        CREATE TRIGGER chain_gate_sensitivity AFTER INSERT ON gate_sensitivity BEGIN
+    INSERT INTO chain (table_name, row_id, row_sha256, column_digests, prev_hash, hash)
+    SELECT 'gate_sensitivity', k, substr(d, 1, 64), substr(d, 66), p, lab_chain_link(p, 'gate_sensitivity', k, substr(d, 1, 64))
+    FROM (SELECT CAST(new.report_id AS TEXT) AS k, lab_chain_digest(new.report_id, new.se, new.detectable) AS d,
+                 coalesce((SELECT hash FROM chain ORDER BY seq DESC LIMIT 1), '') AS p);
+END;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;
