@@ -10,10 +10,10 @@ use std::path::Path;
 use common::{TestLab, lab_with};
 use serde_json::Value;
 
-/// Set the fixture's model family and knob, then `lab run blend --decide`; the summary.
-fn run_model(lab: &TestLab, family: &str, shift: f64) -> Value {
-    let path = "leaves/blend/predict.py";
-    let text = std::fs::read_to_string(lab.path(path)).unwrap();
+/// Set a fixture's model family and knob, then `lab run LEAF --decide`; the summary.
+fn run_leaf(lab: &TestLab, leaf: &str, family: &str, shift: f64) -> Value {
+    let path = format!("leaves/{leaf}/predict.py");
+    let text = std::fs::read_to_string(lab.path(&path)).unwrap();
     let text: String = text
         .lines()
         .map(|line| match line {
@@ -22,8 +22,12 @@ fn run_model(lab: &TestLab, family: &str, shift: f64) -> Value {
             l => format!("{l}\n"),
         })
         .collect();
-    lab.write(path, &text);
-    lab.json(&["run", "blend", "--decide", "--no-smoke", "-q"])
+    lab.write(&path, &text);
+    lab.json(&["run", leaf, "--decide", "--no-smoke", "-q"])
+}
+
+fn run_model(lab: &TestLab, family: &str, shift: f64) -> Value {
+    run_leaf(lab, "blend", family, shift)
 }
 
 fn ids(value: &Value) -> Vec<&str> {
@@ -126,4 +130,20 @@ fn blend_refuses_bad_input_and_leaves_no_trace() {
     assert!(stderr.contains("found 0 kept experiments under the current leaf.lock"), "{stderr}");
     let experiments: Vec<Value> = lab.json(&["log", "--leaf", "blend"]).as_array().unwrap().clone();
     assert_eq!(experiments.len(), 2, "refusals record nothing: {experiments:#?}");
+}
+
+#[test]
+fn a_blend_of_rankers_on_different_scales_keeps_their_ranking() {
+    // A probability and a raw score three hundred times wider: weighted per fold on
+    // their own scales, the pooled out-of-fold blend ranked worse than either alone.
+    let lab = lab_with(&["rank-blend"]);
+    assert_eq!(run_leaf(&lab, "rank-blend", "a", 0.0)["verdict"], "keep");
+    run_leaf(&lab, "rank-blend", "b", 0.0);
+    let b = lab.json(&["blend", "rank-blend", "--components", "e1,e2"]);
+    let scores: Vec<f64> = b["component_scores"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let blended = b["value"].as_f64().unwrap();
+    // Measured: components 0.780 and 0.853, blend 0.976; on raw scales the blend scored 0.869.
+    assert!(blended > scores[0].max(scores[1]) + 0.05, "independent rankers blend into a far better one: {b:#}");
+    assert_eq!(b["verdict"], "keep", "{b:#}");
+    assert!(b["note"].as_str().unwrap().contains("standardized by its val mean and sd"), "{b:#}");
 }

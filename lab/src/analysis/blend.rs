@@ -17,7 +17,10 @@
 //! and `lab submit` then writes the blend's `submission` predictions. The
 //! weights are searched on val, so the val predictions the gate reads are
 //! cross-fitted (`weights::cross_fit`: each item blended with weights searched
-//! on the other folds) and carry no optimism from the search; holdout and
+//! on the other folds) and carry no optimism from the search; for a metric
+//! that ignores scale (auc, spearman, pearson) every component is first put on
+//! one scale fixed from its val predictions (`weights::units`), so pooling the
+//! folds cannot scramble a ranking; holdout and
 //! submission take the weights searched on all of val, and the held-out split,
 //! which no keep decision reads, is where `lab holdout` checks the transfer.
 
@@ -86,6 +89,8 @@ struct Plan {
     prepared: Prepared,
     runs: Vec<ScoredRun>,
     search: Search,
+    /// Each component's map onto the common scale the weights apply to.
+    units: Vec<weights::Unit>,
     component_scores: Vec<f64>,
     error_correlation: Vec<Vec<Option<f64>>>,
     /// Blended predictions per split, val first.
@@ -129,11 +134,14 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
     let prepared = prepared::load(&dir)?;
     let labels = runs[0].labels("val").with_context(|| format!("{} recorded no val labels", runs[0].experiment))?;
     let y = evidence::values(runs[0].experiment, labels)?;
-    let val = runs.iter().map(|r| evidence::predictions(r, "val")).collect::<Result<Vec<_>>>()?;
+    let raw = runs.iter().map(|r| evidence::predictions(r, "val")).collect::<Result<Vec<_>>>()?;
     let bad = |e: gate::MetricError| LabError::usage(format!("cannot blend on val: {e}"));
+    let component_scores = raw.iter().map(|p| gate::score(kind, &y, p)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    let error_correlation = weights::error_correlations(&y, &raw);
+    // One scale for every split, fixed on val's predictions (no labels).
+    let units = weights::units(kind, &raw);
+    let val = weights::rescale(&units, &raw);
     let search = weights::search(kind, &y, &val).map_err(bad)?;
-    let component_scores = val.iter().map(|p| gate::score(kind, &y, p)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-    let error_correlation = weights::error_correlations(&y, &val);
     // The gate reads the out-of-fold blend on val; the other splits take the weights searched on all of val.
     let mut splits = vec![("val".to_owned(), weights::cross_fit(kind, &y, &val).map_err(bad)?)];
     for split in SCORED.iter().skip(1).chain([&SUBMISSION]) {
@@ -143,10 +151,10 @@ fn plan(lab: &LabRoot, store: &Store, opts: BlendOptions) -> Result<Plan> {
             if parts.iter().any(|p| p.len() != parts[0].len()) {
                 return Err(LabError::usage(format!("the components' {split} predictions differ in length")).into());
             }
-            splits.push(((*split).to_owned(), weights::combine(&search.weights, &parts)));
+            splits.push(((*split).to_owned(), weights::combine(&search.weights, &weights::rescale(&units, &parts))));
         }
     }
-    Ok(Plan { leaf, lock_sha256, prepared, runs, search, component_scores, error_correlation, splits })
+    Ok(Plan { leaf, lock_sha256, prepared, runs, search, units, component_scores, error_correlation, splits })
 }
 
 /// The components' runs: the chosen experiments (deduplicated, in the order
@@ -302,11 +310,17 @@ fn write_predictions(dir: &Path, splits: &[(String, Vec<f64>)]) -> Result<()> {
     Ok(())
 }
 
-/// `weights e3 0.30, e7 0.70 by simplex grid on val`.
+/// `weights e3 0.30, e7 0.70 by simplex grid on val`, and the scale they weigh
+/// where it is not the predictions' own.
 fn weights_text(plan: &Plan) -> String {
     let parts: Vec<String> =
         plan.runs.iter().zip(&plan.search.weights).map(|(r, w)| format!("{} {w:.2}", r.experiment)).collect();
-    format!("weights {} by {} on val", parts.join(", "), plan.search.method)
+    let scale = if plan.units.iter().any(|u| u.centre != 0.0 || u.spread != 1.0) {
+        " (of each component's predictions standardized by its val mean and sd)"
+    } else {
+        ""
+    };
+    format!("weights {}{scale} by {} on val", parts.join(", "), plan.search.method)
 }
 
 fn result(experiment: ExperimentId, verdict: Verdict, metrics: Metrics, note: String) -> NewResult {

@@ -107,6 +107,14 @@ impl MetricKind {
         }
     }
 
+    /// Whether a positive affine map of the predictions leaves the metric
+    /// unchanged (rank and correlation metrics): such a metric says nothing
+    /// about a component's scale, so models on different scales can rank well
+    /// alike, and a blend must put them on one scale first.
+    pub fn ignores_scale(self) -> bool {
+        matches!(self, MetricKind::Auc | MetricKind::Spearman | MetricKind::Pearson)
+    }
+
     /// The best value the metric can take: no error, perfect agreement.
     pub fn perfect(self) -> f64 {
         match self.goal() {
