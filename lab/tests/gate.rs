@@ -301,3 +301,25 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
     assert_eq!(records["verdict"], "fails", "lab verify's verdict is in the checkpoint: {c:#}");
     assert!(records["evidence"].as_str().unwrap().contains("files (1 findings: run_files e2 predictions val"), "{c:#}");
 }
+
+#[test]
+fn stochastic_predictions_are_judged_on_their_seed_noise_as_well_as_their_items() {
+    let lab = lab_with(&["quality"]);
+    let predict = "leaves/quality/predict.py";
+    edit(&lab, predict, "JITTER = 0.0", "JITTER = 0.3");
+    lab.git(&["commit", "-qam", "a noisy baseline"]);
+    assert_eq!(run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "1"], 0)["verdict"], "keep");
+    edit(&lab, predict, "SCALE = 0.5", "SCALE = 1.0");
+    assert_eq!(run(&lab, &["quality", "--decide", "--no-smoke", "--seed", "2"], 0)["verdict"], "keep");
+    // One run each and no measured seed noise: the paired bootstrap over the val items alone.
+    let items = lab.json(&["gate", "e2"]);
+    assert_eq!(items["n"].as_u64(), Some(75), "{items:#}");
+    // The leader rerun under new seeds: its predictions move with the seed, and the gate now says so.
+    let b = lab.json(&["baseline", "quality", "--repeats", "2", "-q"]);
+    assert!(b["sd"].as_f64().unwrap() > 0.0, "{b:#}");
+    let both = lab.json(&["gate", "e2"]);
+    assert_eq!(both["n"].as_u64(), Some(3), "judged on its three runs: {both:#}");
+    let width = |g: &Value| g["ci_high"].as_f64().unwrap() - g["ci_low"].as_f64().unwrap();
+    assert!(width(&both) > width(&items), "seed noise widens the interval: {items:#} {both:#}");
+    assert!(both["reason"].as_str().unwrap().contains("94.44% CI"), "the third look's level: {both:#}");
+}

@@ -108,29 +108,32 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
     let leader_id: ExperimentId = leader.experiment.parse()?;
     let config = config(leaf, candidate.0 as u64);
     let evidence = match mode {
-        Mode::Predictions => predictions_evidence(store, leaf, candidate, leader_id)?,
+        Mode::Predictions => predictions_evidence(store, leaf, candidate, leader_id, lock_sha256)?,
         Mode::Scalar => scalar_evidence(store, leaf, candidate, leader_id, lock_sha256)?,
     };
     let report = gate::decide(&config, &evidence)
         .map_err(|e| LabError::usage(format!("the gate cannot judge {candidate}: {e}")))?;
-    let report = apply_flags(report, &flags, mode, config.max_candidate_runs);
+    let repeatable = matches!(evidence, Evidence::Scalar(_));
+    let report = apply_flags(report, &flags, repeatable, config.max_candidate_runs);
     Ok(Judgement { report, leader: Some(leader), mode, flags })
 }
 
-/// A flagged candidate cannot pass on a single run.
-fn apply_flags(mut report: GateReport, flags: &[String], mode: Mode, max_runs: usize) -> GateReport {
-    if flags.is_empty() || report.verdict != Verdict::Pass || (mode == Mode::Scalar && report.n >= 2) {
+/// A flagged candidate cannot pass on a single run. `repeatable`: the
+/// evidence counts runs (seed noise was measured), so repeats can settle it;
+/// otherwise the fixed predictions of one run are all there is.
+fn apply_flags(mut report: GateReport, flags: &[String], repeatable: bool, max_runs: usize) -> GateReport {
+    if flags.is_empty() || report.verdict != Verdict::Pass || (repeatable && report.n >= 2) {
         return report;
     }
     let what = flags.join(", ");
-    report.verdict = if mode == Mode::Scalar && report.n < max_runs { Verdict::NeedsRepeats } else { Verdict::Fail };
-    report.reason = match mode {
-        Mode::Scalar if report.verdict == Verdict::NeedsRepeats => format!(
+    report.verdict = if repeatable && report.n < max_runs { Verdict::NeedsRepeats } else { Verdict::Fail };
+    report.reason = match repeatable {
+        true if report.verdict == Verdict::NeedsRepeats => format!(
             "{}, but the candidate is flagged {what}: a flagged candidate is never kept on one run, so it needs repeats",
             report.reason
         ),
-        Mode::Scalar => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
-        Mode::Predictions => format!(
+        true => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
+        false => format!(
             "{}, but the candidate is flagged {what}: refused a keep (a flagged candidate is never kept on one run)",
             report.reason
         ),
@@ -269,7 +272,19 @@ pub fn same_targets<'a>(
     Ok(Some(labels))
 }
 
-fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, leader: ExperimentId) -> Result<Evidence> {
+/// Paired val predictions; with the seed noise as well where it was measured
+/// (`lab baseline` reran the leader, or stored its spread under this key):
+/// stochastic code is then judged like artifact mode, on its runs' values with
+/// the bootstrap of the paired predictions as the item noise, so repeats can
+/// settle a close call. Deterministic or unmeasured code is judged on the
+/// bootstrap alone.
+fn predictions_evidence(
+    store: &Store,
+    leaf: &Leaf,
+    candidate: ExperimentId,
+    leader: ExperimentId,
+    lock_sha256: &str,
+) -> Result<Evidence> {
     let metric = &leaf.manifest.metric;
     let kind: MetricKind = metric.kind().parse().map_err(|e| LabError::usage(format!("{e}")))?;
     let (candidate_files, leader_files) = (last_full_files(store, candidate)?, last_full_files(store, leader)?);
@@ -282,7 +297,22 @@ fn predictions_evidence(store: &Store, leaf: &Leaf, candidate: ExperimentId, lea
     let labels = same_targets(&candidate_files, candidate, &leader_files, leader, "val")?
         .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
     let y_true = evidence::values(candidate, labels)?;
-    Ok(Evidence::Predictions(PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred }))
+    let samples = PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred };
+    let values = |e: ExperimentId| -> Result<Vec<f64>> {
+        Ok(records::full_values(store.conn(), e, &metric.name)?.into_iter().map(|(_, v)| v).collect())
+    };
+    let (leader_runs, candidate_runs) = (values(leader)?, values(candidate)?);
+    let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
+    if (leader_runs.len() < 2 && noise_sd.is_none()) || leader_runs.is_empty() || candidate_runs.is_empty() {
+        return Ok(Evidence::Predictions(samples));
+    }
+    Ok(Evidence::Scalar(ScalarRuns {
+        goal: metric.goal,
+        leader: leader_runs,
+        candidate: candidate_runs,
+        noise_sd,
+        items: Some(ItemEvidence::Outputs(samples)),
+    }))
 }
 
 /// The files of `experiment`'s last successful full run.
