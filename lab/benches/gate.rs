@@ -7,6 +7,8 @@
 //! single decisions at the largest intended size. Prints figures only; it
 //! asserts nothing, so a regression shows as a number, not a failure.
 //! Everything is seeded, so two runs print the same rates (timings vary).
+//! `gate/nights.rs` adds the scenarios of a whole night (a deterministic leaf,
+//! no-op fishing, tuning on val, blends). All at the leaf default confidence.
 //! `cargo bench -p lab --bench gate -- simulation` (or `-- timing`) runs one half.
 
 use std::f64::consts::{PI, TAU};
@@ -15,15 +17,21 @@ use std::time::Instant;
 use lab::gate::{
     Evidence, GateConfig, Goal, MetricKind, PairedSamples, ScalarRuns, Verdict, decide, naive_keep, score,
 };
+use lab::leaf::manifest::GateSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use statrs::distribution::{ContinuousCDF, Normal};
 
-const CANDIDATES: usize = 1000;
+pub(crate) const CANDIDATES: usize = 1000;
 const ITEMS: usize = 200;
 const LEADER_REPEATS: usize = 5;
 
+#[path = "gate/nights.rs"]
+mod nights;
+
 fn main() {
-    let config = GateConfig::default();
+    // The confidence a leaf gets unless its leaf.yaml says otherwise.
+    let config = GateConfig { confidence: GateSpec::default().confidence, ..GateConfig::default() };
     println!(
         "honest gate benchmark: {CANDIDATES} candidates per set; default config: {:.2} two-sided \
          confidence, min_improvement {}, {} resamples, seed {}",
@@ -42,6 +50,11 @@ fn main() {
             println!("{row}");
         }
         println!("(gate@1: the gate's verdict on the first run alone, at its strict first-look level)");
+        let z = Normal::standard();
+        let best = z.cdf(2.0 - z.inverse_cdf(1.0 - (1.0 - config.confidence) / 2.0));
+        println!("(best attainable power of one look at a 2 sd gain at this level: {})", pct_f(best));
+        println!();
+        nights::run_all(&config);
         println!();
     }
     if timing || !simulation {
@@ -50,7 +63,7 @@ fn main() {
 }
 
 /// One rule's outcome over the null set and the real set.
-struct Row {
+pub(crate) struct Row {
     mode: &'static str,
     rule: &'static str,
     false_keeps: usize,
@@ -58,9 +71,17 @@ struct Row {
     runs: Option<(usize, usize)>,
 }
 
+pub(crate) fn pct(k: usize, of: usize) -> String {
+    pct_f(k as f64 / of as f64)
+}
+
+fn pct_f(share: f64) -> String {
+    format!("{:.1}%", 100.0 * share)
+}
+
 impl std::fmt::Display for Row {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pct = |k: usize| format!("{:.1}%", 100.0 * k as f64 / CANDIDATES as f64);
+        let pct = |k: usize| pct(k, CANDIDATES);
         let runs = self.runs.map_or("-".to_string(), |(null, real)| {
             let avg = |r: usize| r as f64 / CANDIDATES as f64;
             format!("{:.2}/{:.2}", avg(null), avg(real))
@@ -70,13 +91,13 @@ impl std::fmt::Display for Row {
     }
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
     let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
     (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
 }
 
-fn noisy(rng: &mut ChaCha8Rng, y: &[f64], sd: f64) -> Vec<f64> {
+pub(crate) fn noisy(rng: &mut ChaCha8Rng, y: &[f64], sd: f64) -> Vec<f64> {
     y.iter().map(|v| v + sd * normal(rng)).collect()
 }
 

@@ -27,7 +27,9 @@
 //! and each look is a chance for a lucky pass. So the level of the interval at
 //! each look comes from `scalar::look_confidence`, which shares the one-sided
 //! budget among the looks: over all of them together, a candidate with no real
-//! gain still passes at most (1 - confidence) / 2 of the time.
+//! gain still passes at most (1 - confidence) / 2 of the time. Reruns that
+//! agree exactly (seed sd 0) would repeat the same statistic at each look, so
+//! such a candidate is judged once, at the last look's level, with no repeats.
 //!
 //! Invariants: pure and deterministic given the config's seed; reasons are one
 //! sentence, readable by a person and an agent alike.
@@ -257,7 +259,12 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     };
     let items = r.items.as_ref().map(|items| item_noise(config, items)).transpose()?;
     let looks = config.max_candidate_runs.max(1);
-    let confidence = look_confidence(config.confidence, n.min(looks), looks);
+    // Reruns that agree exactly (seed sd 0) make every later look the same
+    // statistic, so it is judged once at the last look's level: the share of
+    // the budget it would reach after the repeats, without running them.
+    let deterministic = noise.sd == 0.0;
+    let look = if deterministic { looks } else { n.min(looks) };
+    let confidence = look_confidence(config.confidence, look, looks);
     let iv = interval(r.goal, &r.leader, &r.candidate, noise, items, confidence);
     let last_look = look_confidence(config.confidence, looks, looks);
     let (se, df) = spread(noise, items, looks, r.leader.len());
@@ -265,7 +272,7 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     // Repeats shrink only the seed noise: ask for them only if, with the seed
     // noise gone at the last look, the item noise alone would let the gap clear.
     let limit = interval(r.goal, &r.leader, &r.candidate, Noise { sd: 0.0, ..noise }, items, last_look);
-    let ask = (n < looks && limit.ci_low > config.minimum())
+    let ask = (!deterministic && n < looks && limit.ci_low > config.minimum())
         .then(|| format!("so the candidate needs more runs (it has {n} of at most {looks})"));
     let straddle = match items {
         Some(items) => format!("after {n} candidate runs on {} validation items it is within noise", items.n),
@@ -433,6 +440,25 @@ mod tests {
         assert_eq!(report.verdict, Verdict::Fail);
         assert!(report.reason.ends_with("after 3 candidate runs it is within noise"), "{}", report.reason);
         assert!(report.reason.contains("94.44% CI"), "{}", report.reason);
+    }
+
+    #[test]
+    fn deterministic_runs_are_judged_at_the_last_look_without_repeats() {
+        // Six of 20 items 0.5 better, the rest unchanged: se of the mean .105, gain .15.
+        let mut candidate = vec![1.0; 20];
+        candidate[..6].iter_mut().for_each(|c| *c = 0.5);
+        let runs = ScalarRuns {
+            goal: Goal::Minimize,
+            leader: vec![1.0, 1.0],
+            candidate: vec![0.85],
+            noise_sd: None,
+            items: Some(ItemEvidence::Scores { leader: vec![1.0; 20], candidate }),
+        };
+        let config = GateConfig { confidence: 0.6, ..GateConfig::default() };
+        let report = decide(&config, &Evidence::Scalar(runs)).unwrap();
+        // At the first look's 95.56% it would straddle and ask for two identical reruns.
+        assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+        assert!(report.reason.contains("(77.78% CI"), "the third look's level: {}", report.reason);
     }
 
     #[test]

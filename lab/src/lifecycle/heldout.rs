@@ -17,9 +17,13 @@
 //!   interval lies above zero;
 //! - **did not transfer**: the held-out interval lies below the validation
 //!   gain (the held-out split rejects the gain claimed on val: what tuning on
-//!   the validation split leaves behind), or the validation gain is not positive;
-//! - **not shown**: otherwise: the held-out split is too small or too noisy to
-//!   tell either way.
+//!   the validation split leaves behind); or the held-out split shows no gain
+//!   and the validation gain itself is not significant once every candidate
+//!   judged on val in this comparison is counted (a Šidák correction of its
+//!   one-sided p-value for `tried` looks: the best of 50 candidates with no
+//!   real gain looks like a 2.3 sd gain); or the validation gain is not positive;
+//! - **not shown**: otherwise: the validation gain survives the count of
+//!   tries, and the held-out split is too small or too noisy to tell.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -60,6 +64,9 @@ pub struct Transfer {
     pub ratio: Option<f64>,
     /// The held-out gain's interval at the leaf's `gate.confidence`.
     pub holdout_ci: Option<[f64; 2]>,
+    /// The validation gain's significance once the candidates tried on val
+    /// are counted; `None` without a noise estimate (or a baseline).
+    pub selection: Option<Selection>,
     /// `transferred`, `did_not_transfer` or `not_shown` (see the module doc);
     /// `None` without a baseline or held-out scores.
     pub verdict: Option<&'static str>,
@@ -87,7 +94,7 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
     let leader_scored = score(leader_id, leader.value)?;
     let baseline = baseline_id.map(|(e, v)| score(e, v)).transpose()?;
     let (mut val_gain, mut holdout_gain, mut ratio) = (None, None, None);
-    let (mut holdout_ci, mut verdict, mut reason) = (None, None, None);
+    let (mut holdout_ci, mut selection, mut verdict, mut reason) = (None, None, None, None);
     if let Some(b) = &baseline {
         let v = metric.goal.improvement(b.val, leader_scored.val);
         val_gain = Some(v);
@@ -97,8 +104,10 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
             ratio = (v != 0.0).then(|| h / v);
             let (lo, hi) = holdout_interval(store, leaf, lock_sha256, b, &leader_scored)?;
             holdout_ci = Some([lo, hi]);
-            let (which, why) = rule(v, lo, hi, leaf.manifest.gate.confidence);
-            (verdict, reason) = (Some(which), Some(why));
+            let tried = records::power(store.conn(), leaf.name(), lock_sha256)?.decisions.max(1);
+            let chosen = val_selection(store, leaf, lock_sha256, b, &leader_scored, tried)?;
+            let (which, why) = rule(v, lo, hi, chosen, leaf.manifest.gate.confidence);
+            (selection, verdict, reason) = (chosen, Some(which), Some(why));
         }
     }
     let transferred = verdict.and_then(|v| match v {
@@ -117,6 +126,7 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
         holdout_gain,
         ratio,
         holdout_ci,
+        selection,
         verdict,
         transferred,
         reason,
@@ -127,20 +137,74 @@ pub const TRANSFERRED: &str = "transferred";
 pub const DID_NOT_TRANSFER: &str = "did_not_transfer";
 pub const NOT_SHOWN: &str = "not_shown";
 
+/// How significant the validation gain is once the candidates tried on val are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Selection {
+    /// Candidates the gate judged on val in this comparison (at least 1).
+    pub tried: u64,
+    /// One-sided p-value of the validation gain alone, from the gate's interval.
+    pub p: f64,
+    /// The chance that the best of `tried` candidates with no real gain shows
+    /// a gain this large: 1 - (1 - p)^tried (Šidák).
+    pub p_selected: f64,
+}
+
+impl Selection {
+    pub fn new(p: f64, tried: u64) -> Self {
+        let p = p.clamp(0.0, 1.0);
+        Self { tried, p, p_selected: 1.0 - (1.0 - p).powf(tried as f64) }
+    }
+}
+
 /// The verdict on a validation gain `val_gain` whose held-out gain has the
-/// interval `lo..hi` (see the module doc).
-pub fn rule(val_gain: f64, lo: f64, hi: f64, confidence: f64) -> (&'static str, String) {
+/// interval `lo..hi`, with the validation gain's significance after
+/// `selection` where the gate could measure it (see the module doc).
+pub fn rule(val_gain: f64, lo: f64, hi: f64, selection: Option<Selection>, confidence: f64) -> (&'static str, String) {
     let ci = format!("{}% CI {}..{}", (confidence * 10_000.0).round() / 100.0, format_number(lo), format_number(hi));
     let v = format_number(val_gain);
+    let chance = (1.0 - confidence) / 2.0;
     if val_gain <= 0.0 {
         (DID_NOT_TRANSFER, format!("there is no validation gain to transfer ({v})"))
     } else if lo > 0.0 {
         (TRANSFERRED, format!("the held-out gain's {ci} lies above zero"))
     } else if hi < val_gain {
         (DID_NOT_TRANSFER, format!("the held-out gain's {ci} lies below the validation gain {v}"))
+    } else if let Some(Selection { tried, p_selected, .. }) = selection.filter(|s| s.p_selected >= chance) {
+        (
+            DID_NOT_TRANSFER,
+            format!(
+                "the held-out gain's {ci} holds zero, and the validation gain {v} is what the best of {tried} \
+                 candidates with no real gain shows {}% of the time",
+                format_number((100.0 * p_selected).min(100.0))
+            ),
+        )
     } else {
         (NOT_SHOWN, format!("the held-out gain's {ci} holds both zero and the validation gain {v}"))
     }
+}
+
+/// The validation gain's one-sided p-value from the gate's interval of leader
+/// over baseline on val, corrected for the `tried` candidates; `None` when the
+/// gate has no noise estimate to judge the validation gain with.
+fn val_selection(
+    store: &Store,
+    leaf: &Leaf,
+    lock_sha256: &str,
+    baseline: &Scored,
+    leader: &Scored,
+    tried: u64,
+) -> Result<Option<Selection>> {
+    let (b, l): (ExperimentId, ExperimentId) = (baseline.experiment.parse()?, leader.experiment.parse()?);
+    let evidence = judge::evidence(store, leaf, l, b, lock_sha256)?;
+    let report = interval(leaf, l, &evidence, "validation")?;
+    Ok((report.verdict != gate::Verdict::NoNoiseEstimate).then(|| Selection::new(1.0 - report.prob_better, tried)))
+}
+
+/// The gate's one-look interval on `evidence`, with no minimum.
+fn interval(leaf: &Leaf, leader: ExperimentId, evidence: &Evidence, what: &str) -> Result<gate::GateReport> {
+    let config = GateConfig { max_candidate_runs: 1, min_improvement: 0.0, ..judge::config(leaf, leader.0 as u64) };
+    Ok(gate::decide(&config, evidence)
+        .map_err(|e| LabError::usage(format!("cannot put an interval on the {what} gain: {e}")))?)
 }
 
 /// The interval of the leader's held-out gain over the baseline, from the gate.
@@ -192,9 +256,7 @@ fn holdout_interval(
             })
         }
     };
-    let config = GateConfig { max_candidate_runs: 1, min_improvement: 0.0, ..judge::config(leaf, l.0 as u64) };
-    let report = gate::decide(&config, &evidence)
-        .map_err(|e| LabError::usage(format!("cannot put an interval on the held-out gain: {e}")))?;
+    let report = interval(leaf, l, &evidence, "held-out")?;
     Ok((report.ci_low, report.ci_high))
 }
 
@@ -234,11 +296,27 @@ mod tests {
     fn the_rule_needs_an_interval_not_a_sign() {
         // A held-out gain of 0.02 of a validation gain of 1, with the interval 0.01..0.03:
         // positive, but the held-out split rejects the gain claimed on val.
-        assert_eq!(rule(1.0, 0.01, 0.03, 0.9).0, TRANSFERRED, "above zero is shown, however small");
-        assert_eq!(rule(1.0, -0.2, 0.3, 0.9).0, DID_NOT_TRANSFER);
-        assert_eq!(rule(1.0, -0.2, 1.3, 0.9).0, NOT_SHOWN);
-        assert_eq!(rule(-0.1, 0.2, 0.3, 0.9).0, DID_NOT_TRANSFER, "no validation gain to transfer");
-        let (_, why) = rule(1.0, -0.2, 1.3, 0.9);
+        let sure = Some(Selection::new(1e-6, 1));
+        assert_eq!(rule(1.0, 0.01, 0.03, sure, 0.9).0, TRANSFERRED, "above zero is shown, however small");
+        assert_eq!(rule(1.0, -0.2, 0.3, sure, 0.9).0, DID_NOT_TRANSFER);
+        assert_eq!(rule(1.0, -0.2, 1.3, sure, 0.9).0, NOT_SHOWN);
+        assert_eq!(rule(-0.1, 0.2, 0.3, sure, 0.9).0, DID_NOT_TRANSFER, "no validation gain to transfer");
+        let (_, why) = rule(1.0, -0.2, 1.3, sure, 0.9);
         assert_eq!(why, "the held-out gain's 90% CI -0.2000..1.300 holds both zero and the validation gain 1");
+    }
+
+    #[test]
+    fn a_validation_gain_that_selection_explains_did_not_transfer() {
+        // p = 0.012 alone (a 2.26 sd gain) is significant at 2.5% once, not as the best of 50 tries.
+        let once = Selection::new(0.012, 1);
+        let fished = Selection::new(0.012, 50);
+        let (once, fished) = (Some(once), Some(fished));
+        assert!((fished.unwrap().p_selected - (1.0 - 0.988_f64.powi(50))).abs() < 1e-12, "{fished:?}");
+        assert_eq!(rule(1.0, -0.2, 1.3, once, 0.95).0, NOT_SHOWN);
+        let (verdict, why) = rule(1.0, -0.2, 1.3, fished, 0.95);
+        assert_eq!(verdict, DID_NOT_TRANSFER);
+        assert!(why.ends_with("is what the best of 50 candidates with no real gain shows 45.32% of the time"), "{why}");
+        assert_eq!(rule(1.0, 0.1, 1.3, fished, 0.95).0, TRANSFERRED, "a held-out gain above zero settles it");
+        assert_eq!(rule(1.0, -0.2, 1.3, None, 0.95).0, NOT_SHOWN, "no noise estimate, no verdict on the val gain");
     }
 }

@@ -107,10 +107,7 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
     };
     let leader_id: ExperimentId = leader.experiment.parse()?;
     let config = config(leaf, candidate.0 as u64);
-    let evidence = match mode {
-        Mode::Predictions => predictions_evidence(store, leaf, candidate, leader_id, lock_sha256)?,
-        Mode::Scalar => scalar_evidence(store, leaf, candidate, leader_id, lock_sha256)?,
-    };
+    let evidence = evidence(store, leaf, candidate, leader_id, lock_sha256)?;
     let report = gate::decide(&config, &evidence)
         .map_err(|e| LabError::usage(format!("the gate cannot judge {candidate}: {e}")))?;
     let repeatable = matches!(evidence, Evidence::Scalar(_));
@@ -118,10 +115,24 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
     Ok(Judgement { report, leader: Some(leader), mode, flags })
 }
 
+/// The val evidence of `candidate` against `leader`, in the leaf's mode.
+pub fn evidence(
+    store: &Store,
+    leaf: &Leaf,
+    candidate: ExperimentId,
+    leader: ExperimentId,
+    lock_sha256: &str,
+) -> Result<Evidence> {
+    match Mode::of(leaf) {
+        Mode::Predictions => predictions_evidence(store, leaf, candidate, leader, lock_sha256),
+        Mode::Scalar => scalar_evidence(store, leaf, candidate, leader, lock_sha256),
+    }
+}
+
 /// A flagged candidate cannot pass on a single run. `repeatable`: the
 /// evidence counts runs (seed noise was measured), so repeats can settle it;
 /// otherwise the fixed predictions of one run are all there is.
-fn apply_flags(mut report: GateReport, flags: &[String], repeatable: bool, max_runs: usize) -> GateReport {
+pub fn apply_flags(mut report: GateReport, flags: &[String], repeatable: bool, max_runs: usize) -> GateReport {
     if flags.is_empty() || report.verdict != Verdict::Pass || (repeatable && report.n >= 2) {
         return report;
     }
