@@ -90,6 +90,31 @@ fn a_new_leaf_passes_check_once_its_task_is_described() {
 }
 
 #[test]
+fn init_and_new_print_the_commands_up_to_the_first_smoke_run_commit_included() {
+    common::require_venv();
+    let lab = TestLab::empty();
+    let init = lab.cmd(&["init"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&init.stderr);
+    assert!(stderr.contains("next: `git init`") && stderr.contains("lab new NAME --template minimal"), "{stderr}");
+    let out = lab.cmd(&["new", "demo", "--template", "minimal", "--templates", &templates()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let commit = "git init && git add -- leaves/demo && git commit -m \"Add leaf demo\"";
+    assert!(stderr.contains("lab lock demo && lab check demo") && stderr.contains(commit), "{stderr}");
+    assert!(stderr.contains("cd leaves/demo && lab run --smoke"), "{stderr}");
+    describe_task(&lab, "demo");
+    let refused = lab.fails(&["run", "demo", "--smoke", "-q"], 3);
+    assert!(refused.contains("cannot run leaf `demo`") && refused.contains("git init"), "{refused}");
+    lab.git(&["init", "-q"]);
+    let refused = lab.fails(&["run", "demo", "--smoke", "-q"], 3);
+    assert!(refused.contains("`git add -- leaves/demo && git commit -m \"Add leaf demo\"`"), "{refused}");
+    lab.git(&["add", "--", "leaves/demo"]);
+    lab.git(&["commit", "-qm", "Add leaf demo"]);
+    lab.write("notes.txt", "an untracked file outside the leaf blocks nothing\n");
+    let run = lab.cmd_in(&lab.path("leaves/demo"), &["run", "--smoke", "-q", "--json"]).output().unwrap();
+    common::assert_success(&run, &["run", "--smoke"]);
+}
+
+#[test]
 fn path_like_and_capitalised_names_are_refused_and_nothing_is_written() {
     let lab = TestLab::new();
     for name in ["../../x", "/tmp/x", "Bad_Name", "x-", "leaves/x"] {

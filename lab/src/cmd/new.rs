@@ -12,6 +12,7 @@ use crate::leaf::scaffold::{self, Plan, Planned, Request};
 use crate::leaf::{stage, template};
 use crate::outln;
 use crate::output;
+use crate::vcs;
 
 /// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
 ///
@@ -98,18 +99,30 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
         };
     }
     stage::apply(&plan, args.force)?;
-    let at = shown(&root, &leaf_dir);
     eprintln!(
-        "created leaf `{}` in {at} from template `{}` ({} files, leaf.lock included)\n\
-         next: describe the task in Section 1 of {at}/program.md, then `lab lock {}` and `lab check {}`",
+        "created leaf `{}` in {} from template `{}` ({} files, leaf.lock included)",
         args.name,
+        shown(&root, &leaf_dir),
         plan.template,
-        plan.files.len(),
-        args.name,
-        args.name
+        plan.files.len()
     );
+    eprintln!("{}", next_steps(&root, &leaf_dir, &args.name));
     output::answer(args.json, &answer(false), || outln!("{}", leaf_dir.display()))?;
     Ok(())
+}
+
+/// The commands from a fresh leaf to its first run, in order, from the lab
+/// root: `lab run` refuses a leaf that is not committed, so the commit is one of them.
+fn next_steps(root: &Path, leaf_dir: &Path, name: &str) -> String {
+    let at = shown(root, leaf_dir);
+    let git_init = if vcs::in_worktree(root) { "" } else { "git init && " };
+    format!(
+        "next, from the lab root:\n  \
+         1. describe the task in Section 1 of {at}/program.md (and its data in the frozen files)\n  \
+         2. lab lock {name} && lab check {name}\n  \
+         3. {git_init}git add -- {at} && git commit -m \"Add leaf {name}\"   (lab run refuses uncommitted leaves)\n  \
+         4. cd {at} && lab run --smoke"
+    )
 }
 
 /// What writing the plan does to one file: create it, replace it (`--force`),

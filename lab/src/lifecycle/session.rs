@@ -151,13 +151,17 @@ fn require_clean_baseline(store: &Store, leaf: &Leaf, compared: &Comparability, 
         return Ok(());
     }
     let list: Vec<String> = checked.mutable_changes.iter().map(|p| format!("`{}`", p.display())).collect();
+    let git = integrity::git_in(&checked.workdir);
     Err(LabError::refused(format!(
         "leaf `{}` has no leader under its current leaf.lock and inputs, so this run would become the baseline \
          without a gate; a baseline is the committed code, but {} differ from the last commit",
         leaf.name(),
         list.join(", ")
     ))
-    .hint("run the committed code first: `git stash`, `lab run --decide`, `git stash pop`, then the candidate")
+    .hint(format!(
+        "run the committed code first: `{git}stash push -- {}`, `lab run --decide`, `{git}stash pop`, then the candidate",
+        checked.mutable_changes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+    ))
     .into())
 }
 
