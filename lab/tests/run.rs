@@ -281,6 +281,24 @@ fn a_leaf_never_committed_is_refused_with_the_commit_to_make() {
 }
 
 #[test]
+fn a_package_the_leaf_requires_that_the_venv_lacks_is_refused_before_anything_is_recorded() {
+    let lab = lab_with(&["requires"]);
+    for args in
+        [&["run", "requires", "-q"][..], &["run", "requires", "--smoke", "-q"], &["run", "requires", "--decide"]]
+    {
+        let err = lab.fails(args, 3);
+        assert!(err.contains("requires `lab-fixture-no-such-package`") && !err.contains("`numpy`"), "{err}");
+        assert!(err.contains("scripts/setup") && err.contains("LAB_VENV") && err.contains("lab doctor"), "{err}");
+    }
+    let no_venv = lab.cmd(&["run", "requires", "-q"]).env("LAB_VENV", "").output().unwrap();
+    let err = String::from_utf8_lossy(&no_venv.stderr);
+    assert_eq!(no_venv.status.code(), Some(3), "{err}");
+    assert!(err.contains("no venv was found") && err.contains("`scripts/setup`"), "{err}");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM experiments"), 0, "a refusal records nothing");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM hypotheses"), 0);
+}
+
+#[test]
 fn hypotheses_are_given_made_from_a_message_or_standing() {
     let lab = lab_with(&["ok"]);
     lab.ok(&["hypothesis", "lower w", "-m", "smaller weights"]);

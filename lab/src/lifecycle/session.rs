@@ -38,7 +38,7 @@ use crate::store::{Store, chain};
 use crate::supervisor::env;
 use crate::supervisor::outcome::ExitReason;
 use crate::supervisor::pipeline::{Host, TierPlan, TierRun, run_tier};
-use crate::supervisor::policy;
+use crate::supervisor::{policy, requires};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -94,6 +94,7 @@ pub struct RunSummary {
 pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     let checked = integrity::check(&leaf)?;
+    requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
     let compared = inputs::comparability(lab, store, &leaf)?;
     compared.require(&leaf)?;
     if opts.decide && !opts.smoke_only {
