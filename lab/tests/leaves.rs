@@ -115,6 +115,49 @@ fn init_and_new_print_the_commands_up_to_the_first_smoke_run_commit_included() {
 }
 
 #[test]
+fn an_installed_binary_scaffolds_from_its_built_in_templates_under_the_roots_own() {
+    let installed = TestLab::empty();
+    let binary = installed.path("bin/lab");
+    fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    fs::copy(assert_cmd::cargo::cargo_bin("lab"), &binary).unwrap();
+    let work = installed.path("work");
+    fs::create_dir_all(&work).unwrap();
+    let lab = |args: &[&str]| {
+        let out = installed.std_cmd_of(&binary, &work, args).output().unwrap();
+        common::assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    lab(&["init"]);
+    lab(&["new", "demo", "--template", "tabular"]);
+    let from_source = TestLab::new();
+    new_leaf(&from_source, "demo", "tabular");
+    let (built_in, source) = (work.join("leaves/demo"), from_source.path("leaves/demo"));
+    assert_eq!(tree(&built_in), tree(&source));
+    for file in tree(&source) {
+        assert_eq!(fs::read(built_in.join(&file)).unwrap(), fs::read(source.join(&file)).unwrap(), "{file}");
+    }
+
+    // The lab root's templates/ replaces a built-in by name and adds its own.
+    let own = work.join("templates/minimal");
+    common::copy_dir(&repo_root().join("templates/minimal"), &own);
+    let manifest = fs::read_to_string(own.join("template.yaml")).unwrap();
+    let description = manifest.lines().find(|l| l.starts_with("description:")).unwrap();
+    fs::write(own.join("template.yaml"), manifest.replace(description, "description: this lab's own")).unwrap();
+    let listed: Value = serde_json::from_str(&lab(&["templates", "--json"])).unwrap();
+    let shown: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["description"].as_str().unwrap_or(""), t["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(shown.len(), 3, "{listed:#}");
+    assert_eq!((shown[0].1, shown[0].2), ("this lab's own", own.to_str().unwrap()), "{listed:#}");
+    assert!(shown[1..].iter().all(|t| t.2 == "built-in"), "{listed:#}");
+    lab(&["new", "mine", "--template", "minimal"]);
+    assert!(fs::read_to_string(work.join("leaves/mine/leaf.yaml")).unwrap().contains("name: mine"));
+}
+
+#[test]
 fn path_like_and_capitalised_names_are_refused_and_nothing_is_written() {
     let lab = TestLab::new();
     for name in ["../../x", "/tmp/x", "Bad_Name", "x-", "leaves/x"] {

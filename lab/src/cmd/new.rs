@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::leaf::builtin::Templates;
 use crate::leaf::discover::shown;
 use crate::leaf::manifest::validate_name;
 use crate::leaf::scaffold::{self, Plan, Planned, Request};
@@ -35,7 +36,8 @@ pub struct NewArgs {
     /// Create the leaf in DIR/NAME (DIR inside the lab root) instead of <leaves>/NAME
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The templates directory (default: templates/ in the lab root, else the one lab was built from)
+    /// The templates directory to use alone (default: the built-in templates, with the lab
+    /// root's templates/ adding templates or replacing built-in ones of the same name)
     #[arg(long, env = "LAB_TEMPLATES", value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// Print what would be written, and write nothing
@@ -53,8 +55,8 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
     validate_name(&args.name)?;
     let lab = ctx.lab()?;
     let root = lab.dir.canonicalize().with_context(|| format!("cannot resolve `{}`", lab.dir.display()))?;
-    let templates_dir = template::templates_dir(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), Some(&root));
-    let template = template::find(&templates_dir, &args.template)?;
+    let templates = Templates::resolve(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), Some(&root))?;
+    let template = template::find(&templates, &args.template)?;
     let values = template.values(&args.sets)?;
     let leaves_dir = root.join(&lab.manifest.leaves);
     let parent = match &args.dir {
@@ -70,7 +72,7 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
     }
     let leaf_dir = parent.join(&args.name);
     let request = Request {
-        templates_dir: &templates_dir,
+        templates_dir: &templates.dir,
         template: &template,
         values: &values,
         name: &args.name,
