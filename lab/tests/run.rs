@@ -89,6 +89,20 @@ fn every_way_of_failing_is_a_recorded_crash_with_its_reason() {
     assert!(segfault_log.contains("Segmentation fault") && segfault_log.contains("string_at"), "{segfault_log}");
     let tail: String = query(&lab, "SELECT log_tail FROM runs WHERE experiment_id = 1");
     assert!(tail.contains("ValueError: learning rate must be positive"), "{tail}");
+
+    // Why each crashed, in full where machines read it and cut short in tables.
+    for command in ["log", "failures"] {
+        let rows = lab.json(&[command]);
+        let reasons: Vec<&str> = rows.as_array().unwrap().iter().rev().map(|r| r["reason"].as_str().unwrap()).collect();
+        for ((_, reason, detail), shown) in cases.iter().zip(&reasons) {
+            assert!(shown.starts_with(&format!("{reason}: ")) && shown.contains(detail), "{command}: {shown}");
+        }
+        let table = lab.ok(&[command, "--leaf", "nometric"]);
+        assert!(
+            table.contains("reason") && table.contains("missing_metric: no `loss` was scored on val (scored: accura…"),
+            "{table}"
+        );
+    }
 }
 
 #[test]
