@@ -158,6 +158,65 @@ fn an_installed_binary_scaffolds_from_its_built_in_templates_under_the_roots_own
 }
 
 #[test]
+fn tabular_offers_every_metric_the_scorer_knows_and_auc_and_accuracy_leaves_run() {
+    common::require_venv();
+    let lab = TestLab::new();
+    let listed: Value = serde_json::from_str(&lab.ok(&["templates", "--json", "--templates", &templates()])).unwrap();
+    let tabular = listed.as_array().unwrap().iter().find(|t| t["name"] == "tabular").unwrap();
+    let metric = tabular["variables"].as_array().unwrap().iter().find(|v| v["name"] == "metric").unwrap();
+    let choices: Vec<&str> = metric["choices"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(choices, ["rmse", "mae", "mse", "rae", "r2", "spearman", "pearson", "auc", "accuracy"]);
+    let help = metric["help"].as_str().unwrap();
+    assert!(
+        help.contains("probabilities of class 1") && help.contains("class") && help.contains("maximized"),
+        "{help}"
+    );
+    let usage = lab.ok(&["new", "--help"]);
+    assert!(usage.contains("auc (maximized)") && usage.contains("accuracy (maximized)"), "{usage}");
+
+    lab.git(&["init", "-q"]);
+    for metric in ["auc", "accuracy"] {
+        let name = format!("demo-{metric}");
+        let set = format!("metric={metric}");
+        lab.ok(&["new", &name, "--template", "tabular", "--templates", &templates(), "--set", &set]);
+        describe_task(&lab, &name);
+        let manifest = fs::read_to_string(lab.path(&format!("leaves/{name}/leaf.yaml"))).unwrap();
+        assert!(manifest.contains("goal: maximize"), "{manifest}");
+        lab.git(&["add", "-A"]);
+        lab.git(&["commit", "-qm", &name]);
+        let out = lab.cmd(&["run", &name, "--smoke", "--json", "-q"]).output().unwrap();
+        common::assert_success(&out, &["run", &name]);
+        let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let value = run["value"].as_f64().unwrap();
+        assert!(run["metric"] == metric && (0.5..=1.0).contains(&value), "{run:#}");
+    }
+}
+
+#[test]
+fn programs_name_the_figures_leaf_yaml_owns_and_every_command_of_the_loop() {
+    let (lab, dir) = (TestLab::new(), templates());
+    for template in ["minimal", "tabular", "torch"] {
+        let name = format!("p-{template}");
+        let sets = ["--set", "budget_seconds=123", "--set", "smoke_seconds=17"];
+        let args = [&["new", &name, "--template", template, "--templates", &dir][..], &sets].concat();
+        lab.ok(&args);
+        let program = fs::read_to_string(lab.path(&format!("leaves/{name}/program.md"))).unwrap();
+        for figure in ["123", "2m 3s", "17s"] {
+            assert!(!program.contains(figure), "{template}: program.md copies the budget `{figure}`");
+        }
+        let mut commands = vec!["budget.full", "lab baseline", "lab holdout", "lab queue add", "lab checkpoint"];
+        if template == "tabular" {
+            commands.push("lab blend");
+        }
+        for command in commands {
+            assert!(program.contains(command), "{template}: program.md never mentions `{command}`");
+        }
+        let data = fs::read_to_string(lab.path(&format!("leaves/{name}/prepare.py"))).unwrap();
+        assert!(data.contains("\"holdout\""), "{template}: every template has a held-out split");
+    }
+}
+
+#[test]
 fn path_like_and_capitalised_names_are_refused_and_nothing_is_written() {
     let lab = TestLab::new();
     for name in ["../../x", "/tmp/x", "Bad_Name", "x-", "leaves/x"] {

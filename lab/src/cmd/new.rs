@@ -17,6 +17,14 @@ use crate::vcs;
 
 /// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
 ///
+/// `lab templates` lists each template's variables (a `metric` among them). The
+/// metrics the harness computes itself (`metric.kind`), with their goal and how
+/// outputs are read: mae, rmse, mse, rae (minimized) and r2, spearman, pearson
+/// (maximized) on numbers; auc (maximized) on scores or probabilities of class 1
+/// against 0/1 labels; accuracy (maximized) on class labels (for 0/1 labels a
+/// probability counts as class 1 from 0.5); bits_per_byte (minimized) on
+/// language-model logits (N, T, V) against next tokens (N, T).
+///
 /// The whole plan is computed first (every file rendered, the manifest
 /// validated); nothing is written if anything fails, and --dry-run prints the
 /// plan and stops. Exit codes: 0 created, 2 bad input (an invalid NAME, an
