@@ -236,6 +236,30 @@ pub fn visible(text: &str) -> String {
     text.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
+/// `text` for a table cell that must stay narrow (a crash's reason): its first
+/// line, cut at `max` characters with `…`. The people's formats only; JSON, JSONL
+/// and CSV carry the whole text.
+pub fn brief(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() <= max && line.len() == text.trim_end().len() {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// A long text cell (a crash's reason): [`brief`] for people, whole for machines.
+pub fn narrow(text: Option<&str>, for_people: bool) -> Option<String> {
+    text.map(|t| if for_people { brief(t, 60) } else { t.to_owned() })
+}
+
+impl Format {
+    /// `table` and `md`: read by people, so long cells are cut short ([`brief`]).
+    pub fn for_people(self) -> bool {
+        matches!(self, Format::Table | Format::Md)
+    }
+}
+
 /// A cell as text: strings bare, null empty, numbers and objects as JSON.
 pub fn cell_text(value: &Value) -> String {
     match value {
@@ -274,6 +298,15 @@ impl Report {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn brief_keeps_the_first_line_within_its_width() {
+        assert_eq!(brief("short", 10), "short");
+        assert_eq!(brief("exactly 10", 10), "exactly 10");
+        assert_eq!(brief("longer than ten", 10), "longer th…");
+        assert_eq!(brief("first\nsecond", 10), "first…");
+        assert_eq!(narrow(Some("longer than ten"), false).as_deref(), Some("longer than ten"));
+    }
 
     #[test]
     fn people_read_short_numbers_and_machines_every_digit() {

@@ -80,6 +80,7 @@ mod tests {
             mechanism_verdict: None,
             theory_revision: None,
             note: None,
+            reason: None,
             source: None,
             comparison: None,
             sandbox: None,

@@ -35,6 +35,11 @@ pub fn main_worktree_equivalent(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(main_top.join(rel)))
 }
 
+/// Whether `dir` lies in a git working tree (`lab init` and `lab new` say what to run next).
+pub fn in_worktree(dir: &Path) -> bool {
+    Repository::discover(dir).is_ok_and(|r| !r.is_bare())
+}
+
 /// The code an experiment ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -93,7 +98,15 @@ fn open_workdir(dir: &Path) -> Result<(Repository, PathBuf)> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub workdir: PathBuf,
-    pub paths: Vec<PathBuf>,
+    pub paths: Vec<Changed>,
+}
+
+/// One path that differs from HEAD; `untracked` when git has never seen it
+/// (the refusal's advice differs: `git add` it, or ignore it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Changed {
+    pub path: PathBuf,
+    pub untracked: bool,
 }
 
 /// Every path that differs from HEAD in the index or the working tree,
@@ -103,10 +116,25 @@ pub fn changed_paths(dir: &Path) -> Result<Changes> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false).exclude_submodules(true);
     let statuses = repo.statuses(Some(&mut opts))?;
-    let mut paths = statuses.iter().map(|s| s.path().map(PathBuf::from)).collect::<Result<Vec<_>, _>>()?;
+    let mut paths = statuses
+        .iter()
+        .map(|s| {
+            let untracked = s.status() == git2::Status::WT_NEW;
+            s.path().map(|p| Changed { path: PathBuf::from(p), untracked })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     paths.sort();
     paths.dedup();
     Ok(Changes { workdir, paths })
+}
+
+/// Whether HEAD holds `path` (relative to the working directory): false before the first commit.
+pub fn committed(dir: &Path, path: &Path) -> Result<bool> {
+    let (repo, _) = open_workdir(dir)?;
+    let Some(tree) = repo.head().ok().and_then(|h| h.peel_to_tree().ok()) else {
+        return Ok(false);
+    };
+    Ok(tree.get_path(path).is_ok())
 }
 
 /// One file as a commit or a patch should have it: `None` deletes it.

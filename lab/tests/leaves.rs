@@ -90,6 +90,133 @@ fn a_new_leaf_passes_check_once_its_task_is_described() {
 }
 
 #[test]
+fn init_and_new_print_the_commands_up_to_the_first_smoke_run_commit_included() {
+    common::require_venv();
+    let lab = TestLab::empty();
+    let init = lab.cmd(&["init"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&init.stderr);
+    assert!(stderr.contains("next: `git init`") && stderr.contains("lab new NAME --template minimal"), "{stderr}");
+    let out = lab.cmd(&["new", "demo", "--template", "minimal", "--templates", &templates()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let commit = "git init && git add -- leaves/demo && git commit -m \"Add leaf demo\"";
+    assert!(stderr.contains("lab lock demo && lab check demo") && stderr.contains(commit), "{stderr}");
+    assert!(stderr.contains("cd leaves/demo && lab run --smoke"), "{stderr}");
+    describe_task(&lab, "demo");
+    let refused = lab.fails(&["run", "demo", "--smoke", "-q"], 3);
+    assert!(refused.contains("cannot run leaf `demo`") && refused.contains("git init"), "{refused}");
+    lab.git(&["init", "-q"]);
+    let refused = lab.fails(&["run", "demo", "--smoke", "-q"], 3);
+    assert!(refused.contains("`git add -- leaves/demo && git commit -m \"Add leaf demo\"`"), "{refused}");
+    lab.git(&["add", "--", "leaves/demo"]);
+    lab.git(&["commit", "-qm", "Add leaf demo"]);
+    lab.write("notes.txt", "an untracked file outside the leaf blocks nothing\n");
+    let run = lab.cmd_in(&lab.path("leaves/demo"), &["run", "--smoke", "-q", "--json"]).output().unwrap();
+    common::assert_success(&run, &["run", "--smoke"]);
+}
+
+#[test]
+fn an_installed_binary_scaffolds_from_its_built_in_templates_under_the_roots_own() {
+    let installed = TestLab::empty();
+    let binary = installed.path("bin/lab");
+    fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    fs::copy(assert_cmd::cargo::cargo_bin("lab"), &binary).unwrap();
+    let work = installed.path("work");
+    fs::create_dir_all(&work).unwrap();
+    let lab = |args: &[&str]| {
+        let out = installed.std_cmd_of(&binary, &work, args).output().unwrap();
+        common::assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    lab(&["init"]);
+    lab(&["new", "demo", "--template", "tabular"]);
+    let from_source = TestLab::new();
+    new_leaf(&from_source, "demo", "tabular");
+    let (built_in, source) = (work.join("leaves/demo"), from_source.path("leaves/demo"));
+    assert_eq!(tree(&built_in), tree(&source));
+    for file in tree(&source) {
+        assert_eq!(fs::read(built_in.join(&file)).unwrap(), fs::read(source.join(&file)).unwrap(), "{file}");
+    }
+
+    // The lab root's templates/ replaces a built-in by name and adds its own.
+    let own = work.join("templates/minimal");
+    common::copy_dir(&repo_root().join("templates/minimal"), &own);
+    let manifest = fs::read_to_string(own.join("template.yaml")).unwrap();
+    let description = manifest.lines().find(|l| l.starts_with("description:")).unwrap();
+    fs::write(own.join("template.yaml"), manifest.replace(description, "description: this lab's own")).unwrap();
+    let listed: Value = serde_json::from_str(&lab(&["templates", "--json"])).unwrap();
+    let shown: Vec<(&str, &str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["description"].as_str().unwrap_or(""), t["path"].as_str().unwrap()))
+        .collect();
+    assert_eq!(shown.len(), 3, "{listed:#}");
+    assert_eq!((shown[0].1, shown[0].2), ("this lab's own", own.to_str().unwrap()), "{listed:#}");
+    assert!(shown[1..].iter().all(|t| t.2 == "built-in"), "{listed:#}");
+    lab(&["new", "mine", "--template", "minimal"]);
+    assert!(fs::read_to_string(work.join("leaves/mine/leaf.yaml")).unwrap().contains("name: mine"));
+}
+
+#[test]
+fn tabular_offers_every_metric_the_scorer_knows_and_auc_and_accuracy_leaves_run() {
+    common::require_venv();
+    let lab = TestLab::new();
+    let listed: Value = serde_json::from_str(&lab.ok(&["templates", "--json", "--templates", &templates()])).unwrap();
+    let tabular = listed.as_array().unwrap().iter().find(|t| t["name"] == "tabular").unwrap();
+    let metric = tabular["variables"].as_array().unwrap().iter().find(|v| v["name"] == "metric").unwrap();
+    let choices: Vec<&str> = metric["choices"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(choices, ["rmse", "mae", "mse", "rae", "r2", "spearman", "pearson", "auc", "accuracy"]);
+    let help = metric["help"].as_str().unwrap();
+    assert!(
+        help.contains("probabilities of class 1") && help.contains("class") && help.contains("maximized"),
+        "{help}"
+    );
+    let usage = lab.ok(&["new", "--help"]);
+    assert!(usage.contains("auc (maximized)") && usage.contains("accuracy (maximized)"), "{usage}");
+
+    lab.git(&["init", "-q"]);
+    for metric in ["auc", "accuracy"] {
+        let name = format!("demo-{metric}");
+        let set = format!("metric={metric}");
+        lab.ok(&["new", &name, "--template", "tabular", "--templates", &templates(), "--set", &set]);
+        describe_task(&lab, &name);
+        let manifest = fs::read_to_string(lab.path(&format!("leaves/{name}/leaf.yaml"))).unwrap();
+        assert!(manifest.contains("goal: maximize"), "{manifest}");
+        lab.git(&["add", "-A"]);
+        lab.git(&["commit", "-qm", &name]);
+        let out = lab.cmd(&["run", &name, "--smoke", "--json", "-q"]).output().unwrap();
+        common::assert_success(&out, &["run", &name]);
+        let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let value = run["value"].as_f64().unwrap();
+        assert!(run["metric"] == metric && (0.5..=1.0).contains(&value), "{run:#}");
+    }
+}
+
+#[test]
+fn programs_name_the_figures_leaf_yaml_owns_and_every_command_of_the_loop() {
+    let (lab, dir) = (TestLab::new(), templates());
+    for template in ["minimal", "tabular", "torch"] {
+        let name = format!("p-{template}");
+        let sets = ["--set", "budget_seconds=123", "--set", "smoke_seconds=17"];
+        let args = [&["new", &name, "--template", template, "--templates", &dir][..], &sets].concat();
+        lab.ok(&args);
+        let program = fs::read_to_string(lab.path(&format!("leaves/{name}/program.md"))).unwrap();
+        for figure in ["123", "2m 3s", "17s"] {
+            assert!(!program.contains(figure), "{template}: program.md copies the budget `{figure}`");
+        }
+        let mut commands = vec!["budget.full", "lab baseline", "lab holdout", "lab queue add", "lab checkpoint"];
+        if template == "tabular" {
+            commands.push("lab blend");
+        }
+        for command in commands {
+            assert!(program.contains(command), "{template}: program.md never mentions `{command}`");
+        }
+        let data = fs::read_to_string(lab.path(&format!("leaves/{name}/prepare.py"))).unwrap();
+        assert!(data.contains("\"holdout\""), "{template}: every template has a held-out split");
+    }
+}
+
+#[test]
 fn path_like_and_capitalised_names_are_refused_and_nothing_is_written() {
     let lab = TestLab::new();
     for name in ["../../x", "/tmp/x", "Bad_Name", "x-", "leaves/x"] {

@@ -312,7 +312,7 @@ fn every_read_format_renders() {
     let csv = lab.ok(&["log", "--format", "csv"]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let row = reader.records().next().unwrap().unwrap();
-    assert_eq!((&row[6], &row[7]), ("agent", "a, \"quoted\""));
+    assert_eq!((&row[7], &row[8]), ("agent", "a, \"quoted\""));
     assert!(lab.ok(&["log", "--format", "md"]).starts_with("| experiment |"));
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{TestLab, lab_with, require_venv};
+use common::{TestLab, copy_dir, lab_with, repo_root, require_venv};
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -89,6 +89,20 @@ fn every_way_of_failing_is_a_recorded_crash_with_its_reason() {
     assert!(segfault_log.contains("Segmentation fault") && segfault_log.contains("string_at"), "{segfault_log}");
     let tail: String = query(&lab, "SELECT log_tail FROM runs WHERE experiment_id = 1");
     assert!(tail.contains("ValueError: learning rate must be positive"), "{tail}");
+
+    // Why each crashed, in full where machines read it and cut short in tables.
+    for command in ["log", "failures"] {
+        let rows = lab.json(&[command]);
+        let reasons: Vec<&str> = rows.as_array().unwrap().iter().rev().map(|r| r["reason"].as_str().unwrap()).collect();
+        for ((_, reason, detail), shown) in cases.iter().zip(&reasons) {
+            assert!(shown.starts_with(&format!("{reason}: ")) && shown.contains(detail), "{command}: {shown}");
+        }
+        let table = lab.ok(&[command, "--leaf", "nometric"]);
+        assert!(
+            table.contains("reason") && table.contains("missing_metric: no `loss` was scored on val (scored: accura…"),
+            "{table}"
+        );
+    }
 }
 
 #[test]
@@ -229,7 +243,7 @@ fn smoke_checks_are_not_failures_of_an_idea() {
 }
 
 #[test]
-fn changed_frozen_files_and_changes_outside_the_mutable_set_are_refused() {
+fn changed_frozen_files_and_stray_files_in_the_leaf_are_refused_but_not_files_elsewhere() {
     let lab = lab_with(&["ok"]);
     let data = lab.path("leaves/ok/data.py");
     let original = read(&data);
@@ -241,8 +255,61 @@ fn changed_frozen_files_and_changes_outside_the_mutable_set_are_refused() {
     lab.write("leaves/ok/helper.py", "x = 1\n");
     lab.write("notes.txt", "outside the leaf\n");
     let err = lab.fails(&["run", "ok", "-q"], 3);
-    assert!(err.contains("`leaves/ok/helper.py`") && err.contains("`notes.txt`"), "{err}");
+    assert!(err.contains("`leaves/ok/helper.py`") && !err.contains("notes.txt"), "{err}");
+    assert!(err.contains("git add -- leaves/ok/helper.py && git commit -m"), "the refusal says what to run: {err}");
+    assert!(err.contains("git stash push --include-untracked -- leaves/ok/helper.py"), "{err}");
     assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM experiments"), 0, "a refusal records nothing");
+
+    std::fs::remove_file(lab.path("leaves/ok/helper.py")).unwrap();
+    run(&lab, &["ok", "--smoke"], 0);
+}
+
+#[test]
+fn a_keep_commits_only_the_leaf_whatever_else_is_dirty() {
+    let lab = lab_with(&["ok"]);
+    lab.write("README.md", "committed\n");
+    lab.git(&["add", "README.md"]);
+    lab.git(&["commit", "-qm", "readme"]);
+    run(&lab, &["ok", "--decide"], 0);
+    lab.ok(&["baseline", "ok", "-q"]);
+    lab.write("README.md", "edited, not committed\n");
+    lab.write("notes.txt", "untracked\n");
+    lab.git(&["add", "README.md"]);
+    lab.edit("leaves/ok/train.py", "\"w\": 0.25", "\"w\": 0.2");
+    let s = run(&lab, &["ok", "--decide", "-m", "smaller w"], 0);
+    assert_eq!(s["verdict"], "keep", "{s:#}");
+    assert_eq!(lab.git(&["show", "--name-only", "--format=", "HEAD"]).trim(), "leaves/ok/train.py");
+    assert_eq!(lab.git(&["status", "--porcelain"]), "M  README.md\n?? notes.txt\n", "the rest is left as it was");
+}
+
+#[test]
+fn a_leaf_never_committed_is_refused_with_the_commit_to_make() {
+    let lab = lab_with(&[]);
+    copy_dir(&repo_root().join("lab/tests/fixtures/leaves/ok"), &lab.path("leaves/ok"));
+    let err = lab.fails(&["run", "ok", "-q"], 3);
+    assert!(err.contains("leaf `ok` is not committed yet"), "{err}");
+    assert!(err.contains("`git add -- leaves/ok && git commit -m \"Add leaf ok\"`"), "{err}");
+    lab.git(&["add", "--", "leaves/ok"]);
+    lab.git(&["commit", "-qm", "Add leaf ok"]);
+    run(&lab, &["ok", "--smoke"], 0);
+}
+
+#[test]
+fn a_package_the_leaf_requires_that_the_venv_lacks_is_refused_before_anything_is_recorded() {
+    let lab = lab_with(&["requires"]);
+    for args in
+        [&["run", "requires", "-q"][..], &["run", "requires", "--smoke", "-q"], &["run", "requires", "--decide"]]
+    {
+        let err = lab.fails(args, 3);
+        assert!(err.contains("requires `lab-fixture-no-such-package`") && !err.contains("`numpy`"), "{err}");
+        assert!(err.contains("scripts/setup") && err.contains("LAB_VENV") && err.contains("lab doctor"), "{err}");
+    }
+    let no_venv = lab.cmd(&["run", "requires", "-q"]).env("LAB_VENV", "").output().unwrap();
+    let err = String::from_utf8_lossy(&no_venv.stderr);
+    assert_eq!(no_venv.status.code(), Some(3), "{err}");
+    assert!(err.contains("no venv was found") && err.contains("`scripts/setup`"), "{err}");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM experiments"), 0, "a refusal records nothing");
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM hypotheses"), 0);
 }
 
 #[test]

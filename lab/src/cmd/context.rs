@@ -142,11 +142,13 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         );
     }
     sections.push(("running and stale experiments".to_owned(), running_table));
-    let mut failure_table = Table::new(&["experiment", "verdict", "source", "title", "mechanism", "theory_revision"]);
+    let mut failure_table =
+        Table::new(&["experiment", "verdict", "reason", "source", "title", "mechanism", "theory_revision"]);
     for r in &failures {
         failure_table.push(vec![
             r.experiment.clone().into(),
             r.verdict.clone().into(),
+            output::brief(r.reason.as_deref().unwrap_or_default(), 60).into(),
             r.provenance().into(),
             r.title.clone().into(),
             r.mechanism.clone().into(),

@@ -31,11 +31,13 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
         ..HistoryQuery::default()
     };
     let rows = queries::history(store.conn(), &query)?;
+    let people = args.output.format().for_people();
     let mut table = Table::new(&[
         "experiment",
         "hypothesis",
         "leaf",
         "verdict",
+        "reason",
         "source",
         "title",
         "mechanism",
@@ -49,6 +51,7 @@ pub fn run(ctx: &Ctx, args: FailuresArgs) -> Result<()> {
             r.hypothesis.clone().into(),
             r.leaf.clone().into(),
             r.verdict.clone().into(),
+            output::narrow(r.reason.as_deref(), people).into(),
             r.provenance().into(),
             r.title.clone().into(),
             r.mechanism.clone().into(),

@@ -10,6 +10,7 @@ use crate::outln;
 use crate::output;
 use crate::root::{self, LabRoot, RootManifest};
 use crate::store::OpenMode;
+use crate::vcs;
 
 /// Make a directory a lab root: write lab.yaml and create .lab/ with the research database.
 ///
@@ -54,6 +55,9 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<()> {
         lab.dir.display(),
         store.path().display(),
     );
+    // A run keeps and discards through git: without a repository the first one is refused.
+    let git = if vcs::in_worktree(&lab.dir) { "" } else { "`git init` (lab run keeps and discards through git), " };
+    eprintln!("next: {git}`lab templates`, then `lab new NAME --template minimal`");
     let answer = json!({
         "root": lab.dir.display().to_string(),
         "name": lab.manifest.name,

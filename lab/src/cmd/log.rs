@@ -62,6 +62,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
     };
     let rows = queries::history(store.conn(), &query)?;
     let (now, host) = (Timestamp::now(), stale::host_name());
+    let people = args.output.format().for_people();
     let mut table = Table::new(&[
         "experiment",
         "hypothesis",
@@ -69,6 +70,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
         "state",
         "verdict",
         "check",
+        "reason",
         "source",
         "title",
         "metrics",
@@ -86,6 +88,7 @@ pub fn run(ctx: &Ctx, args: LogArgs) -> Result<()> {
             stale::shown_state(r, now, &host, lab.manifest.stale_after).into(),
             r.verdict.clone().into(),
             r.check.clone().into(),
+            output::narrow(r.reason.as_deref(), people).into(),
             r.provenance().into(),
             r.title.clone().into(),
             r.metrics.clone(),

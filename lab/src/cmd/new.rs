@@ -6,14 +6,24 @@ use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
 use crate::error::LabError;
+use crate::leaf::builtin::Templates;
 use crate::leaf::discover::shown;
 use crate::leaf::manifest::validate_name;
 use crate::leaf::scaffold::{self, Plan, Planned, Request};
 use crate::leaf::{stage, template};
 use crate::outln;
 use crate::output;
+use crate::vcs;
 
 /// Scaffold a leaf from a template: render it into leaves/NAME and write its leaf.lock.
+///
+/// `lab templates` lists each template's variables (a `metric` among them). The
+/// metrics the harness computes itself (`metric.kind`), with their goal and how
+/// outputs are read: mae, rmse, mse, rae (minimized) and r2, spearman, pearson
+/// (maximized) on numbers; auc (maximized) on scores or probabilities of class 1
+/// against 0/1 labels; accuracy (maximized) on class labels (for 0/1 labels a
+/// probability counts as class 1 from 0.5); bits_per_byte (minimized) on
+/// language-model logits (N, T, V) against next tokens (N, T).
 ///
 /// The whole plan is computed first (every file rendered, the manifest
 /// validated); nothing is written if anything fails, and --dry-run prints the
@@ -34,7 +44,8 @@ pub struct NewArgs {
     /// Create the leaf in DIR/NAME (DIR inside the lab root) instead of <leaves>/NAME
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// The templates directory (default: templates/ in the lab root, else the one lab was built from)
+    /// The templates directory to use alone (default: the built-in templates, with the lab
+    /// root's templates/ adding templates or replacing built-in ones of the same name)
     #[arg(long, env = "LAB_TEMPLATES", value_name = "DIR")]
     pub templates: Option<PathBuf>,
     /// Print what would be written, and write nothing
@@ -52,8 +63,8 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
     validate_name(&args.name)?;
     let lab = ctx.lab()?;
     let root = lab.dir.canonicalize().with_context(|| format!("cannot resolve `{}`", lab.dir.display()))?;
-    let templates_dir = template::templates_dir(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), Some(&root));
-    let template = template::find(&templates_dir, &args.template)?;
+    let templates = Templates::resolve(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), Some(&root))?;
+    let template = template::find(&templates, &args.template)?;
     let values = template.values(&args.sets)?;
     let leaves_dir = root.join(&lab.manifest.leaves);
     let parent = match &args.dir {
@@ -69,7 +80,7 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
     }
     let leaf_dir = parent.join(&args.name);
     let request = Request {
-        templates_dir: &templates_dir,
+        templates_dir: &templates.dir,
         template: &template,
         values: &values,
         name: &args.name,
@@ -98,18 +109,30 @@ pub fn run(ctx: &Ctx, args: NewArgs) -> Result<()> {
         };
     }
     stage::apply(&plan, args.force)?;
-    let at = shown(&root, &leaf_dir);
     eprintln!(
-        "created leaf `{}` in {at} from template `{}` ({} files, leaf.lock included)\n\
-         next: describe the task in Section 1 of {at}/program.md, then `lab lock {}` and `lab check {}`",
+        "created leaf `{}` in {} from template `{}` ({} files, leaf.lock included)",
         args.name,
+        shown(&root, &leaf_dir),
         plan.template,
-        plan.files.len(),
-        args.name,
-        args.name
+        plan.files.len()
     );
+    eprintln!("{}", next_steps(&root, &leaf_dir, &args.name));
     output::answer(args.json, &answer(false), || outln!("{}", leaf_dir.display()))?;
     Ok(())
+}
+
+/// The commands from a fresh leaf to its first run, in order, from the lab
+/// root: `lab run` refuses a leaf that is not committed, so the commit is one of them.
+fn next_steps(root: &Path, leaf_dir: &Path, name: &str) -> String {
+    let at = shown(root, leaf_dir);
+    let git_init = if vcs::in_worktree(root) { "" } else { "git init && " };
+    format!(
+        "next, from the lab root:\n  \
+         1. describe the task in Section 1 of {at}/program.md (and its data in the frozen files)\n  \
+         2. lab lock {name} && lab check {name}\n  \
+         3. {git_init}git add -- {at} && git commit -m \"Add leaf {name}\"   (lab run refuses uncommitted leaves)\n  \
+         4. cd {at} && lab run --smoke"
+    )
 }
 
 /// What writing the plan does to one file: create it, replace it (`--force`),

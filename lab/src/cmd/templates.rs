@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::ctx::Ctx;
+use crate::leaf::builtin::Templates;
 use crate::leaf::template::{self, VarValue, Variable};
 use crate::output;
 use crate::output::{FormatArgs, Report, Table};
@@ -14,7 +15,8 @@ use crate::output::{FormatArgs, Report, Table};
 /// A template whose template.yaml is invalid is listed with its error.
 #[derive(Debug, Args)]
 pub struct TemplatesArgs {
-    /// The templates directory (default: templates/ in the lab root, else the one lab was built from)
+    /// The templates directory to use alone (default: the built-in templates, with the lab
+    /// root's templates/ adding templates or replacing built-in ones of the same name)
     #[arg(long, env = "LAB_TEMPLATES", value_name = "DIR")]
     pub templates: Option<PathBuf>,
     #[command(flatten)]
@@ -24,12 +26,13 @@ pub struct TemplatesArgs {
 pub fn run(ctx: &Ctx, args: TemplatesArgs) -> Result<()> {
     // No lab root is needed to browse templates.
     let lab_dir = ctx.lab().ok().map(|lab| lab.dir);
-    let dir = template::templates_dir(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), lab_dir.as_deref());
+    let source = Templates::resolve(args.templates.map(|d| ctx.cwd.join(d)).as_deref(), lab_dir.as_deref())?;
     let mut templates = Table::new(&["template", "description", "path", "error"]);
     let mut variables = Table::new(&["template", "variable", "type", "default", "help"]);
     let mut docs = Vec::new();
-    for (path, loaded) in template::list(&dir)? {
-        let name = crate::leaf::discover::dir_name(&path);
+    for (dir, loaded) in template::list(&source.dir)? {
+        let path = source.origin(&dir);
+        let name = crate::leaf::discover::dir_name(&dir);
         match loaded {
             Ok(t) => {
                 templates.push(vec![json!(name), json!(t.manifest.description), json!(path), Value::Null]);

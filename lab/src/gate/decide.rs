@@ -221,7 +221,7 @@ fn decide_predictions(config: &GateConfig, s: &PairedSamples) -> Result<GateRepo
     let straddle = format!("on {} validation items it is within noise", est.n);
     let sensitivity =
         Sensitivity { se: est.se, detectable: detectable(est.se, f64::INFINITY, config.confidence, config.minimum()) };
-    Ok(report(config.minimum(), config.confidence, iv, None, &straddle, est.n).with(sensitivity))
+    Ok(report(config.minimum(), Level::once(config.confidence), iv, None, &straddle, est.n).with(sensitivity))
 }
 
 fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, GateError> {
@@ -278,7 +278,8 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
         Some(items) => format!("after {n} candidate runs on {} validation items it is within noise", items.n),
         None => format!("after {n} candidate runs it is within noise"),
     };
-    Ok(report(config.minimum(), confidence, iv, ask, &straddle, n).with(sensitivity))
+    let level = Level { confidence, look, looks, exact: deterministic };
+    Ok(report(config.minimum(), level, iv, ask, &straddle, n).with(sensitivity))
 }
 
 /// The item-sampling noise of scalar-mode runs.
@@ -299,13 +300,39 @@ fn item_noise(config: &GateConfig, items: &ItemEvidence) -> Result<ItemNoise, Ga
     }
 }
 
+/// The level of an interval, and which of a candidate's looks it is.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    confidence: f64,
+    look: usize,
+    looks: usize,
+    /// Reruns agree exactly: judged at the last look without running it.
+    exact: bool,
+}
+
+impl Level {
+    fn once(confidence: f64) -> Self {
+        Self { confidence, look: 1, looks: 1, exact: false }
+    }
+
+    /// Why a level is not the leaf's confidence: each run is one look, and the
+    /// looks share the false-keep budget (the README's gate section).
+    fn why(self) -> String {
+        match (self.looks, self.exact) {
+            (1, _) => String::new(),
+            (looks, true) => format!(", the level of run {looks} of {looks}: reruns agree exactly"),
+            (looks, false) => format!(", the level of run {} of up to {looks}", self.look),
+        }
+    }
+}
+
 /// Applies the rule; `ask` is the request for repeats, where repeats can help,
 /// and `straddle` explains a FAIL that repeats cannot fix.
-fn report(min: f64, confidence: f64, iv: Interval, ask: Option<String>, straddle: &str, n: usize) -> GateReport {
+fn report(min: f64, level: Level, iv: Interval, ask: Option<String>, straddle: &str, n: usize) -> GateReport {
     let digits = decimals(&[iv.improvement, iv.ci_high - iv.ci_low, min]);
     let (imp, lo, hi, min_s) =
         (fixed(iv.improvement, digits), fixed(iv.ci_low, digits), fixed(iv.ci_high, digits), fixed(min, digits));
-    let ci = format!("{} CI {lo}..{hi}", percent(confidence));
+    let ci = format!("{} CI {lo}..{hi}{}", percent(level.confidence), level.why());
     let (verdict, reason) = if iv.ci_low > min {
         (Verdict::Pass, format!("improvement {imp} ({ci}) clears the minimum {min_s}"))
     } else if iv.improvement > min {

@@ -7,10 +7,11 @@
 //! Layout: `manifest` (the leaf.yaml schema), `files` (globs to files), `lock`
 //! (fingerprints of frozen files), `inputs` (files taken from other leaves' leaders
 //! and the comparability key), `discover` (walking the leaves directory),
-//! `check` (every problem of a contributed leaf), `template` and `scaffold`
-//! (`lab new`), `program` (the sections every program.md has), `snapshot` (the
+//! `check` (every problem of a contributed leaf), `template`, `builtin` (the
+//! templates compiled in, under the lab root's own) and `scaffold` (`lab new`), `program` (the sections every program.md has), `snapshot` (the
 //! copy of the leaf's files a run executes and a keep commits).
 
+pub mod builtin;
 pub mod check;
 pub mod discover;
 pub mod files;

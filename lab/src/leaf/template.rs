@@ -16,6 +16,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value as Yaml;
 
+use super::builtin::Templates;
 use super::manifest::validate_name;
 use crate::error::LabError;
 
@@ -207,28 +208,17 @@ pub fn list(templates_dir: &Path) -> Result<Vec<(PathBuf, Result<Template, LabEr
     Ok(dirs.into_iter().map(|d| (d.clone(), Template::load(&d))).collect())
 }
 
-/// The template named `name` in `templates_dir`.
-pub fn find(templates_dir: &Path, name: &str) -> Result<Template, LabError> {
-    let dir = templates_dir.join(name);
+/// The template named `name` among `templates`.
+pub fn find(templates: &Templates, name: &str) -> Result<Template, LabError> {
+    let dir = templates.dir.join(name);
     if validate_name(name).is_err() || !dir.join(FILE).is_file() {
-        let names: Vec<String> = list(templates_dir)
+        let names: Vec<String> = list(&templates.dir)
             .map(|l| l.into_iter().map(|(d, _)| super::discover::dir_name(&d)).collect())
             .unwrap_or_default();
-        return Err(LabError::usage(format!("no template `{name}` in `{}`", templates_dir.display()))
+        return Err(LabError::usage(format!("no template `{name}` in {}", templates.label))
             .hint(format!("available: {} (`lab templates` describes them)", names.join(", "))));
     }
     Template::load(&dir)
-}
-
-/// Where templates come from: `explicit` (`--templates` or `LAB_TEMPLATES`),
-/// else `templates/` in the lab root, else the `templates/` of the source tree
-/// this binary was built from (a lab root made with `lab init` has none).
-pub fn templates_dir(explicit: Option<&Path>, lab_dir: Option<&Path>) -> PathBuf {
-    if let Some(dir) = explicit {
-        return dir.to_path_buf();
-    }
-    let in_root = lab_dir.map(|d| d.join("templates")).filter(|d| d.is_dir());
-    in_root.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("templates"))
 }
 
 /// `KEY=VALUE` from `--set`.

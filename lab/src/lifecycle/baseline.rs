@@ -28,6 +28,7 @@ use crate::store::gate::{self as records, Baseline};
 use crate::store::records::now;
 use crate::store::runs::{self, Tier};
 use crate::supervisor::pipeline::{TierPlan, run_tier};
+use crate::supervisor::{env, requires};
 
 #[derive(Debug, Clone)]
 pub struct BaselineOptions {
@@ -69,6 +70,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
         .hint("run or restore the candidate first (`lab run --decide`, or `git restore` the files)")
         .into());
     }
+    requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
     let compared = inputs::comparability(lab, store, &leaf)?;
     let lock_sha256 = compared.key.clone(); // the lock's sha256 itself when the leaf has no inputs
     let metric = leaf.manifest.metric.clone();

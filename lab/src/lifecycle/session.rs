@@ -38,7 +38,7 @@ use crate::store::{Store, chain};
 use crate::supervisor::env;
 use crate::supervisor::outcome::ExitReason;
 use crate::supervisor::pipeline::{Host, TierPlan, TierRun, run_tier};
-use crate::supervisor::policy;
+use crate::supervisor::{policy, requires};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -94,6 +94,7 @@ pub struct RunSummary {
 pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     let checked = integrity::check(&leaf)?;
+    requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
     let compared = inputs::comparability(lab, store, &leaf)?;
     compared.require(&leaf)?;
     if opts.decide && !opts.smoke_only {
@@ -151,13 +152,17 @@ fn require_clean_baseline(store: &Store, leaf: &Leaf, compared: &Comparability, 
         return Ok(());
     }
     let list: Vec<String> = checked.mutable_changes.iter().map(|p| format!("`{}`", p.display())).collect();
+    let git = integrity::git_in(&checked.workdir);
     Err(LabError::refused(format!(
         "leaf `{}` has no leader under its current leaf.lock and inputs, so this run would become the baseline \
          without a gate; a baseline is the committed code, but {} differ from the last commit",
         leaf.name(),
         list.join(", ")
     ))
-    .hint("run the committed code first: `git stash`, `lab run --decide`, `git stash pop`, then the candidate")
+    .hint(format!(
+        "run the committed code first: `{git}stash push -- {}`, `lab run --decide`, `{git}stash pop`, then the candidate",
+        checked.mutable_changes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
+    ))
     .into())
 }
 

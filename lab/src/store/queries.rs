@@ -32,6 +32,8 @@ pub struct HistoryRow {
     pub mechanism_verdict: Option<String>,
     pub theory_revision: Option<String>,
     pub note: Option<String>,
+    /// Why it failed, for a crash or a discard (see [`reason`]); `None` otherwise.
+    pub reason: Option<String>,
     /// Who recorded the current result (`harness` or `agent`); `None` without one.
     pub source: Option<String>,
     /// The comparison key the result was recorded under; `None` without a run.
@@ -67,7 +69,9 @@ pub struct HistoryQuery {
 const HISTORY_COLUMNS: &str = "e.id, e.hypothesis_id, e.leaf, h.title, h.mechanism, e.status, r.verdict, r.metrics,
     r.mechanism, r.theory_revision, r.note, e.git_commit, e.dirty, e.host, e.pid, e.watch_pid, e.budget_s,
     e.started_at, e.finished_at, r.source, r.comparison,
-    (SELECT u.sandbox FROM runs u WHERE u.experiment_id = e.id ORDER BY u.id DESC LIMIT 1), e.smoke";
+    (SELECT u.sandbox FROM runs u WHERE u.experiment_id = e.id ORDER BY u.id DESC LIMIT 1), e.smoke,
+    (SELECT u.exit_reason || coalesce(': ' || u.detail, '') FROM runs u
+     WHERE u.experiment_id = e.id AND u.exit_reason != 'ok' ORDER BY u.id DESC LIMIT 1)";
 
 pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     let mut args: Vec<SqlValue> = Vec::new();
@@ -159,8 +163,21 @@ impl HistoryRow {
     }
 }
 
+/// Why an experiment failed: for a crash, how its last failed run ended (the
+/// harness's `exit_reason: detail`), else the result's note (a sweep's
+/// staleness, lab's own failure); for a discard of an idea, the note (the
+/// gate's reasoning). A keep, a passed smoke check or no result has none.
+fn reason(verdict: Option<&str>, smoke: bool, run: Option<String>, note: Option<&str>) -> Option<String> {
+    match verdict {
+        Some("crash") => run.or_else(|| note.map(str::to_owned)),
+        Some("discard") if !smoke => note.map(str::to_owned),
+        _ => None,
+    }
+}
+
 fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
     let metrics: Option<String> = r.get(7)?;
+    let (verdict, smoke, note): (Option<String>, bool, Option<String>) = (r.get(6)?, r.get(22)?, r.get(10)?);
     Ok(HistoryRow {
         experiment: ExperimentId(r.get(0)?).to_string(),
         hypothesis: HypothesisId(r.get(1)?).to_string(),
@@ -168,12 +185,13 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<HistoryRow> {
         title: r.get(3)?,
         mechanism: r.get(4)?,
         status: r.get(5)?,
-        verdict: r.get(6)?,
-        check: r.get::<_, bool>(22)?.then(|| "smoke".to_owned()),
+        reason: reason(verdict.as_deref(), smoke, r.get(23)?, note.as_deref()),
+        verdict,
+        check: smoke.then(|| "smoke".to_owned()),
         metrics: metrics.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or(Value::Null),
         mechanism_verdict: r.get(8)?,
         theory_revision: r.get(9)?,
-        note: r.get(10)?,
+        note,
         source: r.get(19)?,
         comparison: r.get(20)?,
         sandbox: r.get(21)?,

@@ -7,7 +7,8 @@
 //! and a worker's whole environment), `policy` (each role's sandbox), `keeper`
 //! (`lab __keeper`: the subreaper that ends a worker's whole tree), `launch`
 //! (one keeper and worker, its pipes, deadline and log cap), `outcome` (why a
-//! worker ended), `progress` (the live stderr line), `prepared` (the verified
+//! worker ended), `progress` (the live stderr line), `requires` (`python.requires`
+//! against the venv, before a run records anything), `prepared` (the verified
 //! cache of the frozen data preparation), `scoring` (outputs against targets),
 //! `probes` (causality probes for language models), `shm` (what workers leave
 //! in `/dev/shm`), `pipeline` (the workers of a smoke or full tier). What is recorded and decided from a tier lives in
@@ -23,6 +24,7 @@ pub mod prepared;
 pub mod probes;
 pub mod progress;
 pub mod protocol;
+pub mod requires;
 pub mod scoring;
 pub mod shm;
 

@@ -48,7 +48,12 @@ impl TestLab {
 
     /// The same as a plain `std::process::Command`, to spawn and signal.
     pub fn std_cmd_in(&self, dir: &Path, args: &[&str]) -> std::process::Command {
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lab"));
+        self.std_cmd_of(&assert_cmd::cargo::cargo_bin("lab"), dir, args)
+    }
+
+    /// The same with another copy of the binary (an installed one, far from the source tree).
+    pub fn std_cmd_of(&self, binary: &Path, dir: &Path, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(binary);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.root())

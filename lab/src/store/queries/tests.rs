@@ -80,3 +80,19 @@ fn a_best_is_one_probe_of_the_leaders_index() {
         .join("; ");
     assert!(plan.contains("USING INDEX metrics_leaders") && !plan.contains("TEMP B-TREE"), "{plan}");
 }
+
+#[test]
+fn a_reason_is_given_for_crashes_and_discarded_ideas_only() {
+    let run = || Some("exception: ValueError: boom".to_owned());
+    for (verdict, smoke, run, note, expected) in [
+        (Some("crash"), false, run(), Some("smoke run: ..."), Some("exception: ValueError: boom")),
+        (Some("crash"), false, None, Some("stale: pid 7 is gone"), Some("stale: pid 7 is gone")),
+        (Some("crash"), true, run(), None, Some("exception: ValueError: boom")),
+        (Some("discard"), false, None, Some("gate fail"), Some("gate fail")),
+        (Some("discard"), true, None, Some("loss=0.2; smoke run"), None),
+        (Some("keep"), false, None, Some("gate pass"), None),
+        (None, false, None, None, None),
+    ] {
+        assert_eq!(reason(verdict, smoke, run, note).as_deref(), expected, "{verdict:?} {smoke}");
+    }
+}
