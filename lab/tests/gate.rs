@@ -83,6 +83,9 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
     edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.5");
     let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "3"], 0);
     assert_eq!((s["verdict"].as_str(), s["experiment"].as_str()), (Some("keep"), Some("e3")), "{s:#}");
+    // The corrected level is explained where it is printed.
+    assert!(s["note"].as_str().unwrap().contains("(98.89% CI "), "the first of 3 runs at 0.9: {s:#}");
+    assert!(s["note"].as_str().unwrap().contains(", the level of run 1 of up to 3)"), "{s:#}");
 
     // A gain of about one noise sd: within the noise on one run, so the runner repeats it.
     edit(&lab, "leaves/noisy/train.py", "GAIN = 0.5", "GAIN = 0.508");
