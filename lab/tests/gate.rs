@@ -326,3 +326,26 @@ fn stochastic_predictions_are_judged_on_their_seed_noise_as_well_as_their_items(
     assert!(width(&both) > width(&items), "seed noise widens the interval: {items:#} {both:#}");
     assert!(both["reason"].as_str().unwrap().contains("94.44% CI"), "the third look's level: {both:#}");
 }
+
+#[test]
+fn a_resubmitted_candidate_is_pooled_with_its_first_submission() {
+    let lab = lab_with(&["noisy"]);
+    assert_eq!(run(&lab, &["noisy", "--decide", "--seed", "1"], 0)["verdict"], "keep");
+    lab.json(&["baseline", "noisy", "--repeats", "3", "--seed", "10", "-q"]);
+    // A change that does nothing, on a seed whose noise is the luckiest (-0.01):
+    // promising on one run, so the gate asks for repeats, which regress.
+    let null = ("GAIN = 0.0", "GAIN = 0.0 * 2");
+    edit(&lab, "leaves/noisy/train.py", null.0, null.1);
+    let first = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "22"], 0);
+    assert_eq!(first["verdict"], "discard", "{first:#}");
+    let first_runs: i64 = query(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 2 AND tier = 'full'");
+    assert_eq!(first_runs, 3, "the gate asked for both repeats");
+    // The agent submits the same code again on another lucky seed: the same candidate, looked at again.
+    edit(&lab, "leaves/noisy/train.py", null.0, null.1);
+    let again = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "33"], 0);
+    assert_eq!(again["verdict"], "discard", "{again:#}");
+    let (verdict, flags, n) = gate_row(&lab, "e3");
+    assert_eq!((verdict.as_str(), flags.as_str(), n), ("fail", "[\"resubmitted\"]", 4), "pooled with e2's three runs");
+    let runs: i64 = query(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 3 AND tier = 'full'");
+    assert_eq!(runs, 1, "no repeats left: the first submission spent them");
+}

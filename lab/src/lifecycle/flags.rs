@@ -26,6 +26,10 @@ use std::collections::BTreeMap;
 pub const NO_OP: &str = "no-op";
 pub const SEED_ONLY: &str = "seed-only";
 pub const EVAL_ONLY: &str = "eval-only";
+/// The code of an earlier discarded candidate, run again (found by the
+/// runs' file hashes, not by this module's text analysis): its runs are pooled
+/// with the earlier ones, so a resubmission is one more look, not a fresh draw.
+pub const RESUBMITTED: &str = "resubmitted";
 
 /// Names that may appear in a seeding statement besides seed-like identifiers.
 const RANDOM_NAMES: &[&str] =

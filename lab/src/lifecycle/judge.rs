@@ -37,6 +37,7 @@ use crate::layout::Layout;
 use crate::leaf::Leaf;
 use crate::leaf::manifest::Entry;
 use crate::store::Store;
+use crate::store::candidates;
 use crate::store::gate as records;
 use crate::store::runs::{self, Leader, RunFile};
 use crate::vcs;
@@ -89,7 +90,7 @@ pub fn config(leaf: &Leaf, seed: u64) -> GateConfig {
 /// Judge `candidate` against the leader of `leaf` under `lock_sha256`.
 pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &str) -> Result<Judgement> {
     let mode = Mode::of(leaf);
-    let flags = candidate_flags(store, leaf, candidate)?;
+    let flags = candidate_flags(store, leaf, candidate, lock_sha256)?;
     let metric = &leaf.manifest.metric;
     let Some(leader) = runs::rival(store.conn(), leaf.name(), &metric.name, metric.goal, lock_sha256, candidate)?
     else {
@@ -160,10 +161,8 @@ fn scalar_evidence(
     lock_sha256: &str,
 ) -> Result<Evidence> {
     let metric = &leaf.manifest.metric;
-    let values = |e: ExperimentId| -> Result<Vec<f64>> {
-        Ok(records::full_values(store.conn(), e, &metric.name)?.into_iter().map(|(_, v)| v).collect())
-    };
-    let (leader_runs, candidate_runs) = (values(leader)?, values(candidate)?);
+    let leader_runs = values(store, leader, &metric.name)?;
+    let candidate_runs = pooled_values(store, leaf, candidate, lock_sha256)?;
     if candidate_runs.is_empty() {
         return Err(LabError::usage(format!("{candidate} has no full run with a finite `{}`", metric.name)).into());
     }
@@ -309,10 +308,8 @@ fn predictions_evidence(
         .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
     let y_true = evidence::values(candidate, labels)?;
     let samples = PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred };
-    let values = |e: ExperimentId| -> Result<Vec<f64>> {
-        Ok(records::full_values(store.conn(), e, &metric.name)?.into_iter().map(|(_, v)| v).collect())
-    };
-    let (leader_runs, candidate_runs) = (values(leader)?, values(candidate)?);
+    let leader_runs = values(store, leader, &metric.name)?;
+    let candidate_runs = pooled_values(store, leaf, candidate, lock_sha256)?;
     let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
     if (leader_runs.len() < 2 && noise_sd.is_none()) || leader_runs.is_empty() || candidate_runs.is_empty() {
         return Ok(Evidence::Predictions(samples));
@@ -333,19 +330,41 @@ pub fn last_full_files(store: &Store, experiment: ExperimentId) -> Result<Vec<Ru
 }
 
 /// The stored flags of a judged candidate, else those of the patch its run
-/// wrote at launch (the diff from HEAD to its snapshot).
-fn candidate_flags(store: &Store, leaf: &Leaf, candidate: ExperimentId) -> Result<Vec<String>> {
+/// wrote at launch (the diff from HEAD to its snapshot), and `resubmitted`
+/// when it runs the code of an earlier discarded candidate.
+fn candidate_flags(store: &Store, leaf: &Leaf, candidate: ExperimentId, key: &str) -> Result<Vec<String>> {
     if let Some(report) = records::latest_report(store.conn(), candidate)? {
         return Ok(report.flags);
     }
     let saved = Layout::new(data_dir(store)).run(candidate).candidate_patch();
-    match std::fs::read_to_string(&saved) {
+    let mut flags = match std::fs::read_to_string(&saved) {
         Ok(patch) => {
             let workdir = vcs::changed_paths(&leaf.dir).map(|c| c.workdir).unwrap_or_default();
-            Ok(flags::diff_flags(&patch, &leaf_prefix(leaf, &workdir)))
+            flags::diff_flags(&patch, &leaf_prefix(leaf, &workdir))
         }
-        _ => Ok(Vec::new()),
+        _ => Vec::new(),
+    };
+    if !candidates::same_code(store.conn(), leaf.name(), key, candidate)?.is_empty() {
+        flags.push(flags::RESUBMITTED.to_owned());
     }
+    Ok(flags)
+}
+
+/// The primary metric of every successful full run of `e`'s code: its own
+/// runs and those of earlier discarded experiments that ran the same code
+/// (a resubmission is pooled with its first submission, so fishing for a
+/// lucky rerun only adds looks at one candidate).
+fn pooled_values(store: &Store, leaf: &Leaf, e: ExperimentId, key: &str) -> Result<Vec<f64>> {
+    let mut pooled = Vec::new();
+    for same in candidates::same_code(store.conn(), leaf.name(), key, e)?.into_iter().chain([e]) {
+        pooled.extend(values(store, same, &leaf.manifest.metric.name)?);
+    }
+    Ok(pooled)
+}
+
+/// The primary metric of `e`'s own successful full runs.
+fn values(store: &Store, e: ExperimentId, metric: &str) -> Result<Vec<f64>> {
+    Ok(records::full_values(store.conn(), e, metric)?.into_iter().map(|(_, v)| v).collect())
 }
 
 /// The lab's `.lab/` directory: the database's.

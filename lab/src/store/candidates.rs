@@ -14,6 +14,30 @@ use super::runs::{self, RunFile};
 use crate::error::LabError;
 use crate::ids::ExperimentId;
 
+/// Earlier discarded experiments of `leaf` under the comparison `key` that ran
+/// exactly the code `experiment` ran (every snapshot file, by sha256, in their
+/// first full run): a resubmission of a discarded candidate is the same
+/// candidate looked at again, not a new one.
+pub fn same_code(conn: &Connection, leaf: &str, key: &str, experiment: ExperimentId) -> Result<Vec<ExperimentId>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH firsts AS (
+             SELECT u.experiment_id AS e, MIN(u.id) AS run FROM runs u JOIN experiments x ON x.id = u.experiment_id
+             WHERE x.leaf = ?1 AND u.tier = 'full' AND u.frozen_lock_sha256 = ?2 AND u.experiment_id <= ?3
+             GROUP BY u.experiment_id),
+         signatures AS (
+             SELECT firsts.e AS e, (SELECT group_concat(name || ':' || sha256, ',')
+                                    FROM (SELECT name, sha256 FROM run_files f
+                                          WHERE f.run_id = firsts.run AND f.kind = 'code' ORDER BY name)) AS code
+             FROM firsts)
+         SELECT s.e FROM signatures s JOIN results r ON r.experiment_id = s.e AND r.superseded_by IS NULL
+         WHERE s.e < ?3 AND r.verdict = 'discard' AND s.code IS NOT NULL
+           AND s.code = (SELECT code FROM signatures WHERE e = ?3)
+         ORDER BY s.e",
+    )?;
+    let rows = stmt.query_map(params![leaf, key, experiment.0], |r| r.get(0).map(ExperimentId))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The latest successful full run of an experiment, as comparisons need it.
 #[derive(Debug, Clone)]
 pub struct ScoredRun {
