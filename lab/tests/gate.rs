@@ -79,13 +79,14 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
     assert!(b["sd"].as_f64().unwrap() > 0.0 && b["sd"].as_f64().unwrap() < 0.02, "{b:#}");
     assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 1 AND tier = 'full'"), 4);
 
-    // A real gain of 50 noise sds passes on one run.
+    // A real gain of 50 noise sds passes. It is e2's code again, so its run is pooled with e2's.
     edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.5");
     let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "3"], 0);
     assert_eq!((s["verdict"].as_str(), s["experiment"].as_str()), (Some("keep"), Some("e3")), "{s:#}");
+    assert_eq!(gate_row(&lab, "e3"), ("pass".into(), "[\"resubmitted\"]".into(), 2));
     // The corrected level is explained where it is printed.
-    assert!(s["note"].as_str().unwrap().contains("(98.89% CI "), "the first of 3 runs at 0.9: {s:#}");
-    assert!(s["note"].as_str().unwrap().contains(", the level of run 1 of up to 3)"), "{s:#}");
+    assert!(s["note"].as_str().unwrap().contains("(96.67% CI "), "the second of 3 runs at 0.9: {s:#}");
+    assert!(s["note"].as_str().unwrap().contains(", the level of run 2 of up to 3)"), "{s:#}");
 
     // A gain of about one noise sd: within the noise on one run, so the runner repeats it.
     edit(&lab, "leaves/noisy/train.py", "GAIN = 0.5", "GAIN = 0.508");
