@@ -8,7 +8,7 @@ use crate::ctx::Ctx;
 use crate::leaf::{self, Leaf};
 use crate::lifecycle::{heldout, inputs};
 use crate::output;
-use crate::output::{FormatArgs, Report, Table};
+use crate::output::{FormatArgs, Report, Table, format_number};
 
 /// Score the leader (and the first baseline) on the held-out split that no
 /// keep decision reads, and say whether the validation gain transferred.
@@ -36,18 +36,30 @@ pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
     let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let t = heldout::transfer(&mut store, &leaf, &lock_sha256, "lab holdout")?;
-    eprintln!("the held-out split of `{}` has been read {} times", t.leaf, t.reads);
+    let times = if t.reads == 1 { "once".to_owned() } else { format!("{} times", t.reads) };
+    eprintln!("the held-out split of `{}` has been read {times}", t.leaf);
     let mut scores = Table::new(&["role", "experiment", "val", "holdout"]);
     scores.push(vec![json!("leader"), json!(t.leader.experiment), json!(t.leader.val), json!(t.leader.holdout)]);
     if let Some(b) = &t.baseline {
         scores.push(vec![json!("first baseline"), json!(b.experiment), json!(b.val), json!(b.holdout)]);
     }
-    let mut transfer = Table::new(&["val_gain", "holdout_gain", "holdout_ci", "ratio", "verdict", "reads"]);
+    let mut transfer = Table::new(&[
+        "val_gain",
+        "holdout_gain",
+        "holdout_ci",
+        "ratio",
+        "tries",
+        "val_p_after_tries",
+        "verdict",
+        "reads",
+    ]);
     transfer.push(vec![
         json!(t.val_gain),
         json!(t.holdout_gain),
-        json!(t.holdout_ci),
+        json!(t.holdout_ci.map(|[lo, hi]| format!("{}..{}", format_number(lo), format_number(hi)))),
         json!(t.ratio),
+        json!(t.selection.map(|s| s.tried)),
+        json!(t.selection.map(|s| s.p_selected)),
         json!(t.verdict),
         json!(t.reads),
     ]);
