@@ -12,6 +12,8 @@ use crate::leaf;
 use crate::lifecycle::{self, RunOptions, RunSummary};
 use crate::outln;
 use crate::output::{self, format_number};
+use crate::store::records::Verdict;
+use crate::store::runs::Tier;
 use crate::supervisor::ExitReason;
 
 /// Run a leaf's code under its budget; the harness produces the metric and records the result.
@@ -93,10 +95,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
 
 fn print_summary(s: &RunSummary) {
     let value = s.value.map_or_else(String::new, |v| format!("  {}={}", s.metric, format_number(v)));
+    // A smoke tier that ended without a crash is a smoke-only run (a `--decide` goes on to the full tier): a check.
+    let verdict = match (s.tier, s.verdict) {
+        (Tier::Smoke, Verdict::Discard) => "smoke check passed".to_owned(),
+        (_, verdict) => verdict.to_string(),
+    };
     outln!(
-        "{} {}{value}  ({} {} run, metric from {})",
+        "{} {verdict}{value}  ({} {} run, metric from {})",
         s.experiment,
-        s.verdict,
         s.leaf,
         s.tier.as_str(),
         s.metric_source.as_str()
