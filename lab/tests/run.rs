@@ -376,3 +376,20 @@ fn a_stopped_supervisor_kills_its_run_and_records_it() {
     assert_eq!(alive, Err(nix::errno::Errno::ESRCH), "the grandchild outlived the stopped run");
     assert_eq!(query::<String>(&lab, "SELECT verdict FROM results WHERE experiment_id = 1"), "crash");
 }
+
+#[test]
+fn each_run_records_the_versions_of_the_packages_its_leaf_declares() {
+    let lab = lab_with(&["ok"]);
+    let manifest = read(lab.path("leaves/ok/leaf.yaml"));
+    lab.write("leaves/ok/leaf.yaml", &format!("{manifest}python: {{ requires: [\"numpy>=1.20\"] }}\n"));
+    lab.ok(&["lock", "ok"]);
+    lab.git(&["commit", "-qam", "ok declares numpy"]);
+    run(&lab, &["ok", "--smoke"], 0);
+    let venv = common::repo_root().join(".venv/bin/python");
+    let out = std::process::Command::new(venv).args(["-c", "import numpy; print(numpy.__version__)"]).output().unwrap();
+    let installed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let recorded: String = query(&lab, "SELECT name || '==' || version FROM run_packages WHERE run_id = 1");
+    assert_eq!(recorded, format!("numpy=={installed}"), "the version the worker imports, not the specifier");
+    let report = lab.json(&["verify"]);
+    assert_eq!(report["ok"], true, "chained like every record: {report:#}");
+}

@@ -281,6 +281,8 @@ fn finish(
         sandbox: None,
         environment: None,
         prepared_sha256: Some(plan.prepared.sha256.clone()),
+        // No worker ran: a blend imports nothing.
+        packages: Default::default(),
     };
     store.write(|tx| runs::add_run(tx, &row))?;
     // The same gate as `lab run --decide`: a paired bootstrap of the blend's val

@@ -70,7 +70,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
         .hint("run or restore the candidate first (`lab run --decide`, or `git restore` the files)")
         .into());
     }
-    requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
+    let packages = requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
     let compared = inputs::comparability(lab, store, &leaf)?;
     let lock_sha256 = compared.key.clone(); // the lock's sha256 itself when the leaf has no inputs
     let metric = leaf.manifest.metric.clone();
@@ -109,7 +109,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
             label: format!("{leader_id} baseline"),
         };
         let result = run_tier(&host, &plan)?;
-        let row = new_run(leader_id, &result, seed, &lock_sha256, &host.snapshot, &log_path);
+        let row = new_run(leader_id, &result, seed, &lock_sha256, &host.snapshot, &log_path, &packages);
         store.write(|tx| {
             let id = runs::add_run(tx, &row)?;
             runs::add_inputs(tx, id, &compared.inputs)?;

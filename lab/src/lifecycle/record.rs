@@ -20,10 +20,11 @@ use crate::store::gate as gate_records;
 use crate::store::records::{self, Metrics, NewExperiment, NewHypothesis, NewResult, Source, Verdict};
 use crate::store::runs::{self, NewRun, RunFile};
 use crate::supervisor::pipeline::TierRun;
+use crate::supervisor::requires::Packages;
 use crate::{stale, vcs};
 
 pub(super) fn record_run(store: &mut Store, job: &Job, result: &TierRun, seed: u64, log: &Path) -> Result<()> {
-    let row = new_run(job.experiment, result, seed, &job.compared.key, &job.snapshot, log);
+    let row = new_run(job.experiment, result, seed, &job.compared.key, &job.snapshot, log, &job.packages);
     let comparison = comparison(job)?;
     store.write(|tx| {
         comparisons::record(tx, &comparison)?;
@@ -145,6 +146,7 @@ pub(super) fn new_run(
     key: &str,
     snapshot: &Snapshot,
     log: &Path,
+    packages: &Packages,
 ) -> NewRun {
     let mut files = r.files.clone();
     for file in &snapshot.files {
@@ -174,5 +176,6 @@ pub(super) fn new_run(
         sandbox: Some(r.sandbox.label()),
         environment: r.environment.clone(),
         prepared_sha256: r.prepared.clone(),
+        packages: packages.clone(),
     }
 }

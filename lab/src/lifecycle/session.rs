@@ -38,7 +38,8 @@ use crate::store::{Store, chain};
 use crate::supervisor::env;
 use crate::supervisor::outcome::ExitReason;
 use crate::supervisor::pipeline::{Host, TierPlan, TierRun, run_tier};
-use crate::supervisor::{policy, requires};
+use crate::supervisor::policy;
+use crate::supervisor::requires::{self, Packages};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -94,7 +95,7 @@ pub struct RunSummary {
 pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSummary> {
     let leaf = Leaf::load(&opts.leaf_dir)?;
     let checked = integrity::check(&leaf)?;
-    requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
+    let packages = requires::require(&leaf, env::find_venv(Some(&lab.dir))?.as_ref())?;
     let compared = inputs::comparability(lab, store, &leaf)?;
     compared.require(&leaf)?;
     if opts.decide && !opts.smoke_only {
@@ -114,7 +115,7 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
             let candidate =
                 Candidate { leaf: &leaf, checked: &checked, snapshot: &snapshot, experiment, title: &hypothesis.1 };
             let patch = keep::candidate_patch(&candidate, &run_dir)?;
-            Ok(Job { leaf, checked, compared, tiers, seed, experiment, hypothesis, snapshot, patch })
+            Ok(Job { leaf, checked, compared, tiers, seed, experiment, hypothesis, snapshot, patch, packages })
         })
         .and_then(|job| execute(lab, store, &opts, &job));
     job.inspect_err(|err| {
@@ -138,6 +139,8 @@ pub(super) struct Job {
     pub snapshot: Snapshot,
     /// The candidate's changes to its mutable files, as snapshotted.
     pub patch: PathBuf,
+    /// The installed versions of the packages the leaf declares, recorded with each run.
+    pub packages: Packages,
 }
 
 /// The first kept run of a comparison becomes its baseline without a gate, so it

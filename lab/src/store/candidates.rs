@@ -166,6 +166,7 @@ mod tests {
                     sandbox: None,
                     environment: None,
                     prepared_sha256: None,
+                    packages: Default::default(),
                 };
                 runs::add_run(tx, &run)?;
                 if let Some(verdict) = verdict {

@@ -394,6 +394,27 @@ END;
 END;
         ",
     ),
+    (
+        "12: the packages each run ran with. `run_packages`: the installed
+         version of every package the leaf declares in `python.requires`, per
+         run, so a result names its stack (two machines set up apart could run
+         different ones). A table of its own, chained from its first row, for
+         the reason `gate_sensitivity` is.",
+        r"
+        CREATE TABLE run_packages (
+            run_id  INTEGER NOT NULL REFERENCES runs (id),
+            name    TEXT NOT NULL,
+            version TEXT NOT NULL,
+            PRIMARY KEY (run_id, name)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER chain_run_packages AFTER INSERT ON run_packages BEGIN
+    INSERT INTO chain (table_name, row_id, row_sha256, column_digests, prev_hash, hash)
+    SELECT 'run_packages', k, substr(d, 1, 64), substr(d, 66), p, lab_chain_link(p, 'run_packages', k, substr(d, 1, 64))
+    FROM (SELECT new.run_id || '/' || new.name AS k, lab_chain_digest(new.run_id, new.name, new.version) AS d,
+                 coalesce((SELECT hash FROM chain ORDER BY seq DESC LIMIT 1), '') AS p);
+END;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -10,6 +10,8 @@
 //! (`leaf::inputs::comparability_key`), and `run_inputs` (migration 7) the
 //! upstream files each run started from.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -93,6 +95,8 @@ pub struct NewRun {
     pub environment: Option<Value>,
     /// sha256 of the prepared data's manifest: the targets the run was scored on.
     pub prepared_sha256: Option<String>,
+    /// The installed version of each package the leaf declares (`python.requires`).
+    pub packages: BTreeMap<String, String>,
 }
 
 pub fn add_run(tx: &Transaction<'_>, run: &NewRun) -> Result<i64> {
@@ -131,7 +135,18 @@ pub fn add_run(tx: &Transaction<'_>, run: &NewRun) -> Result<i64> {
     for f in &run.files {
         insert.execute(params![id, f.kind, f.name, f.path, f.sha256, f.len.map(|n| n as i64)])?;
     }
+    let mut insert = tx.prepare_cached("INSERT INTO run_packages (run_id, name, version) VALUES (?1, ?2, ?3)")?;
+    for (name, version) in &run.packages {
+        insert.execute(params![id, name, version])?;
+    }
     Ok(id)
+}
+
+/// The package versions run `run_id` ran with, by name.
+pub fn packages(conn: &Connection, run_id: i64) -> Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare_cached("SELECT name, version FROM run_packages WHERE run_id = ?1 ORDER BY name")?;
+    let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Record the upstream files run `run_id` started from (the sha256 is `none` for a fallback).
@@ -385,6 +400,7 @@ mod tests {
             sandbox: Some("landlock v7".into()),
             environment: None,
             prepared_sha256: None,
+            packages: BTreeMap::new(),
             files: vec![RunFile {
                 kind: "predictions",
                 name: "val".into(),

@@ -37,7 +37,7 @@ pub fn experiment(tx: &Transaction<'_>, leaf: &str) -> ExperimentId {
     records::add_experiment(tx, &e).unwrap()
 }
 
-/// A full run of `e` under comparison `key`, with one predictions file.
+/// A full run of `e` under comparison `key`, with one predictions file and one package.
 pub fn run(tx: &Transaction<'_>, e: ExperimentId, key: &str) -> i64 {
     let run = NewRun {
         experiment: e,
@@ -67,6 +67,7 @@ pub fn run(tx: &Transaction<'_>, e: ExperimentId, key: &str) -> i64 {
         sandbox: Some("landlock v7".into()),
         environment: None,
         prepared_sha256: None,
+        packages: [("numpy".to_owned(), "2.4.6".to_owned())].into(),
     };
     runs::add_run(tx, &run).unwrap()
 }

@@ -11,8 +11,11 @@
 //! installed, not its version: the specifier grammar needs `packaging`, which
 //! a venv need not have. Where no interpreter can be started the check is
 //! skipped and the worker reports what it finds. A leaf without
-//! `python.requires` costs nothing (no process is started).
+//! `python.requires` costs nothing (no process is started). The versions it
+//! finds are recorded with each run (`run_packages`), so a result names the
+//! stack it ran on.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -22,33 +25,45 @@ use super::env::{BUILD_PYTHON_PREFIX, Venv};
 use crate::error::LabError;
 use crate::leaf::Leaf;
 
-/// Prints the requirements (one per argument) that have no installed distribution.
+/// The installed version of each package a leaf declares, by distribution name.
+pub type Packages = BTreeMap<String, String>;
+
+/// Prints, per requirement (one per argument), `name version`, or the name
+/// alone when no distribution is installed.
 const PROBE: &str = "import sys, importlib.metadata as m
 for name in sys.argv[1:]:
     try:
-        m.distribution(name)
+        print(name, m.version(name))
     except m.PackageNotFoundError:
         print(name)";
 
-/// Refuse (exit 3) when a package `leaf` declares in `python.requires` is not
-/// installed where its workers would import it, naming each one and the fixes.
-pub fn require(leaf: &Leaf, venv: Option<&Venv>) -> Result<()> {
+/// The installed versions of the packages `leaf` declares in
+/// `python.requires` (recorded with each run); refused (exit 3) when one is
+/// not installed where its workers would import it, naming each and the fixes.
+pub fn require(leaf: &Leaf, venv: Option<&Venv>) -> Result<Packages> {
     let requires = &leaf.manifest.python.requires;
     if requires.is_empty() {
-        return Ok(());
+        return Ok(Packages::new());
     }
-    let Some(python) = venv.map(Venv::python).or_else(build_python) else { return Ok(()) };
+    let Some(python) = venv.map(Venv::python).or_else(build_python) else { return Ok(Packages::new()) };
     let names: Vec<&str> = requires.iter().map(|r| distribution(r)).filter(|n| !n.is_empty()).collect();
     let Ok(out) = Command::new(&python).arg("-I").arg("-c").arg(PROBE).args(&names).env_clear().output() else {
-        return Ok(());
+        return Ok(Packages::new());
     };
     if !out.status.success() {
-        return Ok(()); // an interpreter that cannot run the probe cannot run a worker either: it says why
+        // An interpreter that cannot run the probe cannot run a worker either: it says why.
+        return Ok(Packages::new());
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let missing: Vec<&str> = stdout.lines().collect();
+    let (mut installed, mut missing) = (Packages::new(), Vec::new());
+    for line in stdout.lines() {
+        match line.split_once(' ') {
+            Some((name, version)) => drop(installed.insert(name.to_owned(), version.to_owned())),
+            None => missing.push(line),
+        }
+    }
     if missing.is_empty() {
-        return Ok(());
+        return Ok(installed);
     }
     let wanted: Vec<String> =
         requires.iter().filter(|r| missing.contains(&distribution(r))).map(|r| format!("'{}'", r.trim())).collect();

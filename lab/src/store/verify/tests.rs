@@ -179,5 +179,5 @@ fn a_leaf_is_verified_alone_but_the_chain_whole() {
     assert!(verify(store.conn(), Some("toy")).unwrap().ok, "toy's rows are intact");
     let other = verify(store.conn(), Some("other")).unwrap();
     assert_eq!(findings(&other).len(), 1, "{:?}", findings(&other));
-    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 16)"]);
+    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 17)"]);
 }
