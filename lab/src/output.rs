@@ -211,6 +211,16 @@ pub fn format_number(x: f64) -> String {
     }
 }
 
+/// A count with its noun: `1 time`, `4 times`, `0 crashes` (both forms given: English has no one rule).
+pub fn plural<N: fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == N::from(1) { one } else { many })
+}
+
+/// How often something happened: `once`, `4 times`.
+pub fn times(n: u64) -> String {
+    if n == 1 { "once".to_owned() } else { format!("{n} times") }
+}
+
 /// A cell as people read it in `table` and `md`: like [`cell_text`], but
 /// fractional numbers with 4 significant digits and an object of scalars as
 /// `key=value` pairs (`rae=0.3801 mae=0.5977`). Machine formats keep every digit.
