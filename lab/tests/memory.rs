@@ -317,6 +317,34 @@ fn every_read_format_renders() {
 }
 
 #[test]
+fn tables_fit_the_width_and_every_other_format_keeps_the_whole_text() {
+    let lab = TestLab::new();
+    let title = "a long title about learning rate warmup schedules and why they matter ".repeat(3);
+    let title = title.trim_end();
+    let mechanism = "the mechanism, explained at length over many words ".repeat(4);
+    lab.ok(&["hypothesis", title, "-m", &mechanism]);
+    lab.ok(&["experiment", "h1"]);
+    lab.ok(&["result", "e1", "-v", "discard", "--metrics", r#"{"val_bpb": 0.9}"#]);
+    lab.ok(&["queue", "add", title, "-m", &mechanism, "--link", &format!("https://example.org/{}", "p/".repeat(60))]);
+    let widest = |out: &str| out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    for (command, row) in
+        [(&["log"][..], "e1"), (&["failures"], "e1"), (&["context"], "e1"), (&["queue", "list"], "q1")]
+    {
+        let at_80 = lab.cmd(command).env("COLUMNS", "80").output().unwrap();
+        let table = String::from_utf8(at_80.stdout).unwrap();
+        assert!(widest(&table) <= 80 && table.contains(row), "{command:?} at COLUMNS=80:\n{table}");
+        let piped = lab.ok(command);
+        assert!(widest(&piped) <= 100, "{command:?} into a pipe:\n{piped}");
+        let json = lab.ok(&[command, &["--json"]].concat());
+        assert!(json.contains(title), "{command:?}: {json}");
+        let md = lab.cmd(&[command, &["--format", "md"]].concat()).env("COLUMNS", "80").output().unwrap();
+        assert!(String::from_utf8(md.stdout).unwrap().contains(title), "{command:?}: a Markdown cell stays whole");
+    }
+    let csv = lab.cmd(&["log", "--format", "csv"]).env("COLUMNS", "80").output().unwrap();
+    assert!(String::from_utf8(csv.stdout).unwrap().contains(title));
+}
+
+#[test]
 fn log_filters_and_sorts() {
     let lab = TestLab::new();
     lab.write("lab.yaml", "version: 1\nname: t\nmetrics:\n  accuracy: maximize\n");
