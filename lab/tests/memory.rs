@@ -6,6 +6,7 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 
 use common::TestLab;
 use rusqlite::Connection;
@@ -269,6 +270,31 @@ fn experiments_record_the_code_they_ran() {
     assert_eq!(rows[1].0, head);
     assert!(rows[1].1);
     assert_eq!(rows[1].2.as_ref().map(String::len), Some(64));
+}
+
+#[test]
+fn untracked_files_mark_the_snapshot_by_path_and_size_without_being_read() {
+    let lab = TestLab::new();
+    lab.git(&["init", "-q"]);
+    lab.write("train.py", "lr = 0.1\n");
+    lab.git(&["add", "."]);
+    lab.git(&["commit", "-qm", "base"]);
+    lab.ok(&["hypothesis", "a", "-m", "b"]);
+    // A 50 MB dataset beside the code (sparse: no disk), as a download leaves it.
+    let data = std::fs::File::create(lab.path("data.bin")).unwrap();
+    data.set_len(50 << 20).unwrap();
+    let first = lab.json(&["experiment", "h1"]);
+    assert_eq!(first["dirty"], true, "{first:#}");
+    let marked = first["diff_sha256"].as_str().unwrap().to_owned();
+    // Other bytes, same size: only the path and size are hashed, so the content was never read.
+    data.write_at(b"changed", 1 << 20).unwrap();
+    assert_eq!(lab.json(&["experiment", "h1"])["diff_sha256"], marked.as_str());
+    data.set_len(51 << 20).unwrap();
+    let grown = lab.json(&["experiment", "h1"]);
+    assert_ne!(grown["diff_sha256"], marked.as_str(), "a size change marks a new diff: {grown:#}");
+    std::fs::remove_file(lab.path("data.bin")).unwrap();
+    let clean = lab.json(&["experiment", "h1"]);
+    assert_eq!((&clean["dirty"], &clean["diff_sha256"]), (&Value::Bool(false), &Value::Null), "{clean:#}");
 }
 
 #[test]
