@@ -20,7 +20,7 @@ use std::io::{self, Write};
 use std::sync::{Mutex, PoisonError};
 
 use clap::{Args, ValueEnum};
-use comfy_table::{ContentArrangement, presets};
+use comfy_table::{ColumnConstraint, ContentArrangement, Width, presets};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -171,7 +171,13 @@ impl Table {
 
     pub fn write(&self, format: Format, out: &mut impl Write) -> io::Result<()> {
         match format {
-            Format::Table => writeln!(out, "{}", self.pretty(presets::UTF8_BORDERS_ONLY)),
+            Format::Table => {
+                let mut table = self.pretty(presets::UTF8_BORDERS_ONLY);
+                let width = width(&table);
+                fit(&mut table, width);
+                writeln!(out, "{table}")
+            }
+            // A Markdown row cannot wrap: a pipe table keeps its cells whole and is left to its renderer.
             Format::Md => writeln!(out, "{}", self.pretty(presets::ASCII_MARKDOWN)),
             Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&self.to_json())?),
             Format::Jsonl => self.rows.iter().try_for_each(|row| writeln!(out, "{}", Value::Object(self.object(row)))),
@@ -199,6 +205,50 @@ impl Table {
     }
 }
 
+/// The width a `table` is fitted to: `COLUMNS` where set (as `ls` reads it),
+/// else the terminal's when stdout is one (comfy-table asks it), else
+/// [`DEFAULT_WIDTH`]: a pipe or a file gets lines an agent's reader can take
+/// without one cell pushing a row to hundreds of columns.
+fn width(table: &comfy_table::Table) -> u16 {
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<u16>().ok()).filter(|&c| c > 0);
+    columns.or_else(|| table.width()).unwrap_or(DEFAULT_WIDTH)
+}
+
+/// See [`width`].
+const DEFAULT_WIDTH: u16 = 100;
+
+/// Columns at most this wide (ids, statuses, numbers, most headers) are kept whole where they fit.
+const SHORT: u16 = 12;
+
+/// The fewest characters a column that wraps is left with, where the width allows it.
+const MIN_WRAP: u16 = 8;
+
+/// Fit `table` to `width`: comfy-table's dynamic arrangement wraps long cells
+/// (whole values, over more lines). Left alone it splits the space evenly
+/// first, breaking `priority` or `experiment` in two beside a long title, so
+/// short columns (ids, statuses, numbers) get their widest cell as a floor,
+/// narrowest first, while every long column can keep [`MIN_WRAP`] characters
+/// to wrap in.
+fn fit(table: &mut comfy_table::Table, width: u16) {
+    table.set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
+    let widest = table.column_max_content_widths();
+    // Each column's padding and separator (3), and the outer borders (1 more).
+    let mut budget = usize::from(width).saturating_sub(3 * widest.len() + 1);
+    let mut short: Vec<usize> = (0..widest.len()).filter(|&i| widest[i] <= SHORT).collect();
+    let wrapping = usize::from(MIN_WRAP) * (widest.len() - short.len());
+    short.sort_by_key(|&i| widest[i]);
+    for i in short {
+        if usize::from(widest[i]) + wrapping > budget {
+            break;
+        }
+        budget -= usize::from(widest[i]);
+        if let Some(column) = table.column_mut(i) {
+            // comfy-table's boundaries count the padding (1 each side).
+            column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(widest[i] + 2)));
+        }
+    }
+}
+
 /// Short, readable numbers: integers bare, others with 4 significant digits.
 pub fn format_number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
@@ -209,6 +259,16 @@ pub fn format_number(x: f64) -> String {
         let digits = (3 - x.abs().log10().floor() as i32).clamp(0, 8) as usize;
         format!("{x:.digits$}")
     }
+}
+
+/// A count with its noun: `1 time`, `4 times`, `0 crashes` (both forms given: English has no one rule).
+pub fn plural<N: fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == N::from(1) { one } else { many })
+}
+
+/// How often something happened: `once`, `4 times`.
+pub fn times(n: u64) -> String {
+    if n == 1 { "once".to_owned() } else { format!("{n} times") }
 }
 
 /// A cell as people read it in `table` and `md`: like [`cell_text`], but
@@ -367,6 +427,22 @@ mod tests {
         let mut jsonl = Vec::new();
         t.write(Format::Jsonl, &mut jsonl).unwrap();
         assert_eq!(String::from_utf8(jsonl).unwrap(), "{\"title\":\"red \\u001b[31mtext\\rover\u{202e}\"}\n");
+    }
+
+    #[test]
+    fn a_table_wraps_long_cells_to_its_width_and_keeps_short_columns_whole() {
+        let mut t = Table::new(&["experiment", "verdict", "title"]);
+        let title = "a long title about warmup schedules and why they matter ".repeat(4);
+        t.push(vec![json!("e12"), json!("discard"), json!(title)]);
+        let mut table = comfy_table::Table::new();
+        table.load_style(presets::UTF8_BORDERS_ONLY).set_header(&t.columns);
+        table.add_row(t.rows[0].iter().map(display_text));
+        fit(&mut table, 60);
+        let text = table.to_string();
+        assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+        assert!(text.contains(" experiment ") && text.contains(" discard "), "short columns unbroken: {text}");
+        let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || c == '│').filter(|w| !w.is_empty()).collect();
+        assert_eq!(words.iter().filter(|w| **w == "warmup").count(), 4, "every word is kept: {text}");
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! the working-tree diff), and, for the runner, how to commit or restore exactly a
 //! leaf's mutable files.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use git2::{DiffFormat, DiffOptions, Repository, StatusOptions};
 use sha2::{Digest, Sha256};
+
+use crate::error::LabError;
 
 /// For a directory inside a linked worktree, the same directory in the main
 /// worktree. `None` when `dir` is not in a linked worktree (or not in git).
@@ -45,12 +48,21 @@ pub fn in_worktree(dir: &Path) -> bool {
 pub struct Snapshot {
     pub commit: Option<String>,
     pub dirty: bool,
-    /// sha256 of the working tree's diff against HEAD (untracked files included);
-    /// `None` when clean.
+    /// sha256 of the tracked files' diff against HEAD and of each untracked
+    /// file's path and size; `None` when clean.
     pub diff_sha256: Option<String>,
 }
 
+/// Tries of the tracked diff before a file that keeps changing under it is reported.
+const SNAPSHOT_TRIES: usize = 3;
+
 /// Snapshot the repository containing `dir`; an empty snapshot outside git.
+///
+/// Untracked files are only stat'ed, never read: a diff that showed their
+/// content read every one in full into memory (a 300 MB dataset beside the
+/// code: 10 s and 773 MB), and failed when a file grew while it was read (a
+/// log being written). Their path and size still mark the diff. A tracked file
+/// that changes while its diff is read is retried, then reported.
 pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     let Ok(repo) = Repository::discover(dir) else {
         return Ok(Snapshot::default());
@@ -60,9 +72,46 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
     }
     let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
     let tree = head.as_ref().map(|c| c.tree()).transpose()?;
-    let mut opts = DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
-    let diff = repo.diff_tree_to_workdir_with_index(tree.as_ref(), Some(&mut opts))?;
+    let mut tried = 0;
+    let (mut hasher, mut changed) = loop {
+        tried += 1;
+        match tracked_diff(&repo, tree.as_ref()) {
+            Ok(hashed) => break hashed,
+            Err(_) if tried < SNAPSHOT_TRIES => {}
+            Err(e) => {
+                return Err(LabError::failure(format!(
+                    "cannot snapshot the working tree: {e} (tried {SNAPSHOT_TRIES} times)"
+                ))
+                .hint("a tracked file kept changing while it was read; run again once it is written")
+                .into());
+            }
+        }
+    };
+    let workdir = repo.workdir().context("the repository is bare")?.to_path_buf();
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    let statuses = repo.statuses(Some(&mut opts))?;
+    for entry in statuses.iter().filter(|e| e.status() == git2::Status::WT_NEW) {
+        let path = entry.path_bytes();
+        // Gone since git listed it: nothing to mark.
+        let Ok(meta) = std::fs::symlink_metadata(workdir.join(std::ffi::OsStr::from_bytes(path))) else { continue };
+        changed = true;
+        hasher.update(b"untracked ");
+        hasher.update(path);
+        hasher.update([0]);
+        hasher.update(meta.len().to_le_bytes());
+    }
+    Ok(Snapshot {
+        commit: head.map(|c| c.id().to_string()),
+        dirty: changed || !statuses.is_empty(),
+        diff_sha256: changed.then(|| format!("{:x}", hasher.finalize())),
+    })
+}
+
+/// The patch of the tracked files against `tree` (index and working tree),
+/// hashed line by line; whether it had any line.
+fn tracked_diff(repo: &Repository, tree: Option<&git2::Tree<'_>>) -> Result<(Sha256, bool), git2::Error> {
+    let diff = repo.diff_tree_to_workdir_with_index(tree, Some(&mut DiffOptions::new()))?;
     let mut hasher = Sha256::new();
     let mut changed = false;
     diff.print(DiffFormat::Patch, |_, _, line| {
@@ -73,17 +122,7 @@ pub fn snapshot(dir: &Path) -> Result<Snapshot> {
         hasher.update(line.content());
         true
     })?;
-    Ok(Snapshot {
-        commit: head.map(|c| c.id().to_string()),
-        dirty: changed || is_dirty(&repo)?,
-        diff_sha256: changed.then(|| format!("{:x}", hasher.finalize())),
-    })
-}
-
-fn is_dirty(repo: &Repository) -> Result<bool> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true).include_ignored(false);
-    Ok(!repo.statuses(Some(&mut opts))?.is_empty())
+    Ok((hasher, changed))
 }
 
 /// The repository holding `dir`, and its working directory (canonical).

@@ -147,6 +147,7 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
             && md.contains("| validation gain transferred to held-out |")
     );
     assert!(md.contains("| records untampered |") && md.contains(" hold | **holds** |"), "{md}");
+    lab.redactions().bind(|| insta::assert_snapshot!("checkpoint_md_transfer", md));
     lab.fails(&["checkpoint", "first", "noisy"], 3);
     lab.fails(&["checkpoint", "Bad Name", "noisy"], 2);
     edit(&lab, "leaves/noisy/data.py", "[-0.01] * 4", "[-0.02] * 4");
@@ -158,6 +159,21 @@ fn scalar_gate_needs_a_noise_estimate_then_keeps_real_gains_and_repeats_close_on
         c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "improvement larger than noise").unwrap();
     assert_eq!(noise["verdict"], "holds", "{c:#}");
     assert_eq!(c["state"]["holdout"]["reads"], 4, "checkpoints count as held-out reads: {c:#}");
+}
+
+#[test]
+fn a_checkpoint_of_a_lone_baseline_says_there_is_nothing_to_transfer_in_words() {
+    let lab = lab_with(&["ok"]);
+    assert_eq!(run(&lab, &["ok", "--decide", "--seed", "1"], 0)["verdict"], "keep");
+    let path = lab.ok(&["checkpoint", "first", "ok"]);
+    let md = std::fs::read_to_string(path.trim()).unwrap();
+    for raw in ["null", "None", "1 times", "(s)", "{\"", "\"artifact\""] {
+        assert!(!md.contains(raw), "`{raw}` in the Markdown:\n{md}");
+    }
+    assert!(md.contains("the leader is the baseline: nothing to transfer yet"), "{md}");
+    lab.redactions().bind(|| insta::assert_snapshot!("checkpoint_md_lone_baseline", md));
+    let c = lab.json(&["checkpoint", "second", "ok"]);
+    assert_eq!((&c["state"]["holdout"]["baseline"], &c["state"]["noise"]), (&Value::Null, &Value::Null), "{c:#}");
 }
 
 #[test]
@@ -303,7 +319,7 @@ fn predictions_gate_bootstraps_val_errors_and_refuses_edited_files() {
     assert_eq!(claim.unwrap()["verdict"], "fails", "{c:#}");
     let records = c["red_team"].as_array().unwrap().iter().find(|r| r["claim"] == "records untampered").unwrap();
     assert_eq!(records["verdict"], "fails", "lab verify's verdict is in the checkpoint: {c:#}");
-    assert!(records["evidence"].as_str().unwrap().contains("files (1 findings: run_files e2 predictions val"), "{c:#}");
+    assert!(records["evidence"].as_str().unwrap().contains("files (1 finding: run_files e2 predictions val"), "{c:#}");
 }
 
 #[test]

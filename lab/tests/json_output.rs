@@ -280,6 +280,7 @@ fn queue_json_gives_the_item_its_status_and_the_look_alikes() {
             "mechanism": "fewer params",
             "priority": 5,
             "link": null,
+            "hypothesis": null,
             "look_alikes": [],
         })
     );

@@ -6,6 +6,7 @@ mod common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 
 use common::TestLab;
 use rusqlite::Connection;
@@ -272,6 +273,31 @@ fn experiments_record_the_code_they_ran() {
 }
 
 #[test]
+fn untracked_files_mark_the_snapshot_by_path_and_size_without_being_read() {
+    let lab = TestLab::new();
+    lab.git(&["init", "-q"]);
+    lab.write("train.py", "lr = 0.1\n");
+    lab.git(&["add", "."]);
+    lab.git(&["commit", "-qm", "base"]);
+    lab.ok(&["hypothesis", "a", "-m", "b"]);
+    // A 50 MB dataset beside the code (sparse: no disk), as a download leaves it.
+    let data = std::fs::File::create(lab.path("data.bin")).unwrap();
+    data.set_len(50 << 20).unwrap();
+    let first = lab.json(&["experiment", "h1"]);
+    assert_eq!(first["dirty"], true, "{first:#}");
+    let marked = first["diff_sha256"].as_str().unwrap().to_owned();
+    // Other bytes, same size: only the path and size are hashed, so the content was never read.
+    data.write_at(b"changed", 1 << 20).unwrap();
+    assert_eq!(lab.json(&["experiment", "h1"])["diff_sha256"], marked.as_str());
+    data.set_len(51 << 20).unwrap();
+    let grown = lab.json(&["experiment", "h1"]);
+    assert_ne!(grown["diff_sha256"], marked.as_str(), "a size change marks a new diff: {grown:#}");
+    std::fs::remove_file(lab.path("data.bin")).unwrap();
+    let clean = lab.json(&["experiment", "h1"]);
+    assert_eq!((&clean["dirty"], &clean["diff_sha256"]), (&Value::Bool(false), &Value::Null), "{clean:#}");
+}
+
+#[test]
 fn stale_runs_show_at_read_time_and_sweep_marks_them() {
     let lab = TestLab::new();
     let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -314,6 +340,35 @@ fn every_read_format_renders() {
     let row = reader.records().next().unwrap().unwrap();
     assert_eq!((&row[7], &row[8]), ("agent", "a, \"quoted\""));
     assert!(lab.ok(&["log", "--format", "md"]).starts_with("| experiment |"));
+}
+
+#[test]
+fn tables_fit_the_width_and_every_other_format_keeps_the_whole_text() {
+    let lab = TestLab::new();
+    let title = "a long title about learning rate warmup schedules and why they matter ".repeat(3);
+    let title = title.trim_end();
+    let mechanism = "the mechanism, explained at length over many words ".repeat(4);
+    lab.ok(&["hypothesis", title, "-m", &mechanism]);
+    lab.ok(&["experiment", "h1"]);
+    lab.ok(&["result", "e1", "-v", "discard", "--metrics", r#"{"val_bpb": 0.9}"#]);
+    lab.ok(&["queue", "add", title, "-m", &mechanism, "--link", &format!("https://example.org/{}", "p/".repeat(60))]);
+    let widest = |out: &str| out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    for (command, row) in
+        [(&["log"][..], "e1"), (&["failures"], "e1"), (&["context"], "e1"), (&["queue", "list"], "q1")]
+    {
+        let at_80 = lab.cmd(command).env("COLUMNS", "80").output().unwrap();
+        let table = String::from_utf8(at_80.stdout).unwrap();
+        assert!(widest(&table) <= 80 && table.contains(row), "{command:?} at COLUMNS=80:\n{table}");
+        let piped = lab.cmd(command).env_remove("COLUMNS").output().unwrap();
+        let piped = String::from_utf8(piped.stdout).unwrap();
+        assert!(widest(&piped) <= 100 && piped.contains(row), "{command:?} into a pipe:\n{piped}");
+        let json = lab.ok(&[command, &["--json"]].concat());
+        assert!(json.contains(title), "{command:?}: {json}");
+        let md = lab.cmd(&[command, &["--format", "md"]].concat()).env("COLUMNS", "80").output().unwrap();
+        assert!(String::from_utf8(md.stdout).unwrap().contains(title), "{command:?}: a Markdown cell stays whole");
+    }
+    let csv = lab.cmd(&["log", "--format", "csv"]).env("COLUMNS", "80").output().unwrap();
+    assert!(String::from_utf8(csv.stdout).unwrap().contains(title));
 }
 
 #[test]

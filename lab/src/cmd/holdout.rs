@@ -36,8 +36,7 @@ pub fn run(ctx: &Ctx, args: HoldoutArgs) -> Result<()> {
     let leaf = Leaf::load(&leaf::locate(&lab, &ctx.cwd, args.leaf.as_deref())?)?;
     let lock_sha256 = inputs::comparability(&lab, &store, &leaf)?.key;
     let t = heldout::transfer(&mut store, &leaf, &lock_sha256, "lab holdout")?;
-    let times = if t.reads == 1 { "once".to_owned() } else { format!("{} times", t.reads) };
-    eprintln!("the held-out split of `{}` has been read {times}", t.leaf);
+    eprintln!("the held-out split of `{}` has been read {}", t.leaf, output::times(t.reads));
     let mut scores = Table::new(&["role", "experiment", "val", "holdout"]);
     scores.push(vec![json!("leader"), json!(t.leader.experiment), json!(t.leader.val), json!(t.leader.holdout)]);
     if let Some(b) = &t.baseline {

@@ -12,11 +12,13 @@
 //! Invariants: a checkpoint file is written once (an existing name is
 //! refused); nothing else is written but the held-out read counter.
 
+mod markdown;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::heldout::{self, Transfer};
 use super::judge;
@@ -26,9 +28,9 @@ use crate::gate;
 use crate::ids::ExperimentId;
 use crate::leaf::lock::{self, LockState};
 use crate::leaf::{Leaf, manifest};
-use crate::output::format_number;
+use crate::output::{format_number, plural, times};
 use crate::root::LabRoot;
-use crate::store::gate as records;
+use crate::store::gate::{self as records, Baseline};
 use crate::store::runs::{self, Leader};
 use crate::store::verify::{CheckVerdict, Report};
 use crate::store::{Store, comparisons, queries, queue};
@@ -49,8 +51,43 @@ pub struct Checkpoint {
     pub leaf: String,
     pub metric: String,
     pub leader: Option<Leader>,
-    pub state: Value,
+    pub state: State,
     pub red_team: Vec<Claim>,
+}
+
+/// What the leaf stands at; `--json` shows every field, the Markdown says it in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct State {
+    pub comparison_summary: Option<String>,
+    pub comparison: Option<comparisons::Current>,
+    pub leader: Option<Leader>,
+    /// The latest `lab baseline` of the leader under this comparison.
+    pub noise: Option<Baseline>,
+    pub holdout: Option<Transfer>,
+    /// Why the held-out split was not read.
+    pub holdout_error: Option<String>,
+    pub queue_length: usize,
+    pub counts: Counts,
+    /// Every file of the leader's last full run, not only predictions (the key predates artifact mode).
+    pub prediction_files: Vec<FileHash>,
+    pub frozen_files: BTreeMap<String, String>,
+    pub lock_sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    pub experiments: u64,
+    pub keep: u64,
+    pub discard: u64,
+    pub crash: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileHash {
+    pub kind: &'static str,
+    pub name: String,
+    pub path: String,
+    pub sha256: String,
 }
 
 pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> Result<Checkpoint> {
@@ -82,19 +119,27 @@ pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> 
     let frozen = lock::Lock::compute(leaf)?;
     let lock_state = lock::verify(leaf)?;
     let comparison = comparisons::current(store.conn(), leaf.name())?;
-    let state = json!({
-        "comparison_summary": comparison.as_ref().map(comparisons::Current::describe),
-        "comparison": comparison,
-        "leader": leader,
-        "noise": noise,
-        "holdout": transfer.as_ref().ok(),
-        "holdout_error": transfer.as_ref().err(),
-        "queue_length": queued,
-        "counts": {"experiments": counts.experiments, "keep": counts.keep, "discard": counts.discard, "crash": counts.crash},
-        "prediction_files": files.iter().map(|f| json!({"kind": f.kind, "name": f.name, "path": f.path, "sha256": f.sha256})).collect::<Vec<_>>(),
-        "frozen_files": frozen.files,
-        "lock_sha256": lock_sha256,
-    });
+    let state = State {
+        comparison_summary: comparison.as_ref().map(comparisons::Current::describe),
+        comparison,
+        leader: leader.clone(),
+        noise,
+        holdout: transfer.as_ref().ok().cloned(),
+        holdout_error: transfer.as_ref().err().cloned(),
+        queue_length: queued,
+        counts: Counts {
+            experiments: counts.experiments,
+            keep: counts.keep,
+            discard: counts.discard,
+            crash: counts.crash,
+        },
+        prediction_files: files
+            .iter()
+            .map(|f| FileHash { kind: f.kind, name: f.name.clone(), path: f.path.clone(), sha256: f.sha256.clone() })
+            .collect(),
+        frozen_files: frozen.files,
+        lock_sha256,
+    };
     let mut red_team = vec![reproducible(store, leaf, leader.as_ref(), leader_id)?];
     red_team.push(frozen_claim(&lock_state));
     red_team.push(predictions_claim(&files, leader_id));
@@ -111,7 +156,8 @@ pub fn checkpoint(lab: &LabRoot, store: &mut Store, leaf: &Leaf, name: &str) -> 
         red_team,
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    std::fs::write(&path, markdown(&checkpoint)).with_context(|| format!("cannot write `{}`", path.display()))?;
+    std::fs::write(&path, markdown::render(&checkpoint))
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(checkpoint)
 }
 
@@ -132,15 +178,16 @@ fn reproducible(store: &Store, leaf: &Leaf, leader: Option<&Leader>, id: Option<
     let reruns = values.get(decided..).unwrap_or_default();
     let Some(r) = gate::reproduction(metric.goal, leader.value, reruns, leaf.manifest.gate.confidence) else {
         let evidence = format!(
-            "{id} has {} rerun(s) besides the {decided} run(s) it was kept on; `lab baseline` reruns it (2 needed)",
-            reruns.len()
+            "{id} has {} besides the {} it was kept on; `lab baseline` reruns it (2 needed)",
+            plural(reruns.len(), "rerun", "reruns"),
+            plural(decided, "run", "runs")
         );
         return Ok(claim(c, a, evidence, "unknown"));
     };
     let evidence = format!(
-        "{id} kept {}; {} reruns excluding it: mean {} sd {}; kept is better by {} (a fresh run exceeds {} 1 time in {})",
+        "{id} kept {}; {} excluding it: mean {} sd {}; kept is better by {} (a fresh run exceeds {} 1 time in {})",
         format_number(leader.value),
-        r.reruns,
+        plural(r.reruns, "rerun", "reruns"),
         format_number(r.mean),
         format_number(r.sd),
         format_number(r.excess),
@@ -177,26 +224,22 @@ fn predictions_claim(files: &[runs::RunFile], leader: Option<ExperimentId>) -> C
 
 fn transfer_claim(transfer: &Result<Transfer, String>) -> Claim {
     let (c, a) = ("validation gain transferred to held-out", "tuning on the validation split");
-    match transfer {
-        Err(e) => claim(c, a, e.clone(), "unknown"),
-        Ok(t) => {
-            let evidence = format!(
-                "val gain {:?}, held-out gain {:?} (interval {:?}), ratio {:?}: {}; the held-out split has been read {} times",
-                t.val_gain,
-                t.holdout_gain,
-                t.holdout_ci,
-                t.ratio,
-                t.reason.as_deref().unwrap_or("no baseline to compare with"),
-                t.reads
-            );
-            let verdict = match t.transferred {
-                Some(true) => "holds",
-                Some(false) => "fails",
-                None => "unknown",
-            };
-            claim(c, a, evidence, verdict)
-        }
+    let t = match transfer {
+        Err(e) => return claim(c, a, e.clone(), "unknown"),
+        Ok(t) => t,
+    };
+    let read = format!("the held-out split has been read {}", times(t.reads));
+    if t.baseline.is_none() {
+        return claim(c, a, format!("the leader is the baseline: nothing to transfer yet; {read}"), "unknown");
     }
+    let reason = t.reason.as_deref().unwrap_or("no verdict");
+    let evidence = format!("{}: {reason}; {read}", markdown::gains(t));
+    let verdict = match t.transferred {
+        Some(true) => "holds",
+        Some(false) => "fails",
+        None => "unknown",
+    };
+    claim(c, a, evidence, verdict)
 }
 
 fn noise_claim(store: &Store, leader: Option<ExperimentId>) -> Result<Claim> {
@@ -209,14 +252,15 @@ fn noise_claim(store: &Store, leader: Option<ExperimentId>) -> Result<Claim> {
         return Ok(claim(c, a, format!("{id} is the first baseline: nothing to improve on"), "unknown"));
     };
     let evidence = format!(
-        "{id} vs {against}: improvement {} ({}% CI {}..{}), prob_better {}, verdict {}, n {}",
-        r.improvement,
-        r.confidence * 100.0,
-        r.ci_low,
-        r.ci_high,
-        r.prob_better,
+        "{id} vs {against}: improvement {} ({}% CI {}..{}), P(better) {}, gate {} over {}",
+        format_number(r.improvement),
+        format_number(r.confidence * 100.0),
+        format_number(r.ci_low),
+        format_number(r.ci_high),
+        format_number(r.prob_better),
         r.verdict,
-        r.n
+        // n counts validation items in predictions mode, candidate runs in scalar mode.
+        if r.mode == "scalar" { plural(r.n, "run", "runs") } else { plural(r.n, "item", "items") }
     );
     Ok(claim(c, a, evidence, if r.verdict == "pass" && r.ci_low > r.min_improvement { "holds" } else { "fails" }))
 }
@@ -229,7 +273,7 @@ fn records_claim(report: &Report) -> Claim {
         .filter(|check| check.verdict == CheckVerdict::Fails)
         .map(|check| {
             let first = check.findings.first().map(|f| format!(": {}", f.describe())).unwrap_or_default();
-            format!("{} ({} findings{first})", check.name, check.findings.len())
+            format!("{} ({}{first})", check.name, plural(check.findings.len(), "finding", "findings"))
         })
         .collect();
     if !failing.is_empty() {
@@ -244,36 +288,6 @@ fn records_claim(report: &Report) -> Claim {
     } else {
         claim(c, a, format!("{evidence}; not checked: {}", unchecked.join(", ")), "unknown")
     }
-}
-
-fn markdown(c: &Checkpoint) -> String {
-    let mut md = format!("# Checkpoint `{}`: leaf `{}`\n\n## State\n\n", c.name, c.leaf);
-    let leader =
-        c.leader.as_ref().map_or("none".to_owned(), |l| format!("{} ({} = {})", l.experiment, c.metric, l.value));
-    md.push_str(&format!("- leader: {leader}\n"));
-    md.push_str(&format!("- comparison: {}\n", c.state["comparison_summary"].as_str().unwrap_or("none recorded")));
-    for key in ["noise", "holdout", "holdout_error", "queue_length", "counts", "lock_sha256"] {
-        md.push_str(&format!("- {key}: {}\n", c.state[key]));
-    }
-    md.push_str("\n### Prediction files of the leader (sha256)\n\n");
-    for f in c.state["prediction_files"].as_array().into_iter().flatten() {
-        md.push_str(&format!("- {} {} `{}` {}\n", f["kind"], f["name"], f["path"], f["sha256"]));
-    }
-    md.push_str("\n### Frozen files (sha256)\n\n");
-    for (path, sha) in c.state["frozen_files"].as_object().into_iter().flatten() {
-        md.push_str(&format!("- `{path}` {}\n", sha.as_str().unwrap_or_default()));
-    }
-    md.push_str("\n## Red team\n\n| claim | attack | evidence | verdict |\n|---|---|---|---|\n");
-    for r in &c.red_team {
-        md.push_str(&format!(
-            "| {} | {} | {} | **{}** |\n",
-            r.claim,
-            r.attack,
-            r.evidence.replace('|', "\\|"),
-            r.verdict
-        ));
-    }
-    md
 }
 
 /// Where checkpoints go.

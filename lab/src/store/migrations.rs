@@ -395,7 +395,23 @@ END;
         ",
     ),
     (
-        "12: the packages each run ran with. `run_packages`: the installed
+        "12: queue items name their hypothesis. An item claimed by `lab queue
+         next` becomes a hypothesis (or was queued under one with --hypothesis),
+         so the agent gets the exact `lab run --hypothesis` to test it and the
+         result is traceable to the idea. Backfilled where an item's title is a
+         hypothesis's title in the same leaf (the earliest such). `queue` is not
+         a chained table (its rows change status as they are worked; it is a
+         to-do list, not evidence), so the new column changes no digest.",
+        r"
+        ALTER TABLE queue ADD COLUMN hypothesis_id INTEGER REFERENCES hypotheses (id);
+        UPDATE queue SET hypothesis_id = (
+            SELECT min(h.id) FROM hypotheses h
+            WHERE h.leaf IS queue.leaf AND lower(trim(h.title)) = lower(trim(queue.title))
+        );
+        ",
+    ),
+    (
+        "13: the packages each run ran with. `run_packages`: the installed
          version of every package the leaf declares in `python.requires`, per
          run, so a result names its stack (two machines set up apart could run
          different ones). A table of its own, chained from its first row, for

@@ -2,7 +2,11 @@
 //!
 //! `claim_next` runs inside the caller's IMMEDIATE transaction: the SELECT and
 //! the UPDATE see the same snapshot and no other writer can interleave, so two
-//! agents never get the same item. Duplicates (of items queued, ideas tried, or
+//! agents never get the same item. A claimed item stands under a hypothesis:
+//! the one it was queued under, or one made from its title and mechanism in the
+//! claiming transaction. Not at `add`: a queue of untried ideas would otherwise
+//! fill `lab context`'s open hypotheses and be seen twice by the duplicate
+//! check. Duplicates (of items queued, ideas tried, or
 //! ideas that failed) are found by comparing normalized title words.
 
 use std::collections::BTreeSet;
@@ -13,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::LabError;
 use crate::ids::{HypothesisId, QueueId};
+use crate::store::records::{self, NewHypothesis};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
@@ -25,9 +30,11 @@ pub struct Item {
     pub status: String,
     pub claimed_by: Option<String>,
     pub created_at: String,
+    /// `h<N>`: set once the item is claimed, or from the start when queued under one.
+    pub hypothesis: Option<String>,
 }
 
-const ITEM_COLUMNS: &str = "id, leaf, title, mechanism, priority, link, status, claimed_by, created_at";
+const ITEM_COLUMNS: &str = "id, leaf, title, mechanism, priority, link, status, claimed_by, created_at, hypothesis_id";
 
 fn item(r: &Row<'_>) -> rusqlite::Result<Item> {
     Ok(Item {
@@ -40,6 +47,7 @@ fn item(r: &Row<'_>) -> rusqlite::Result<Item> {
         status: r.get(6)?,
         claimed_by: r.get(7)?,
         created_at: r.get(8)?,
+        hypothesis: r.get::<_, Option<i64>>(9)?.map(|h| HypothesisId(h).to_string()),
     })
 }
 
@@ -50,7 +58,20 @@ pub struct NewItem {
     pub mechanism: String,
     pub priority: i64,
     pub link: Option<String>,
+    pub hypothesis: Option<HypothesisId>,
     pub created_at: String,
+}
+
+/// The leaf of an item queued under `hypothesis`: the hypothesis's, which the
+/// leaf asked for (`--leaf` or the working directory's) must not contradict.
+pub fn leaf_under(conn: &Connection, asked: Option<String>, hypothesis: HypothesisId) -> Result<Option<String>> {
+    let owner = records::hypothesis_leaf(conn, hypothesis)?;
+    match (asked, owner) {
+        (Some(asked), Some(owner)) if asked != owner => {
+            Err(LabError::usage(format!("{hypothesis} belongs to leaf `{owner}`, not `{asked}`")).into())
+        }
+        (asked, owner) => Ok(owner.or(asked)),
+    }
 }
 
 pub fn add(tx: &Transaction<'_>, item: &NewItem) -> Result<QueueId> {
@@ -58,13 +79,23 @@ pub fn add(tx: &Transaction<'_>, item: &NewItem) -> Result<QueueId> {
         return Err(LabError::usage("a queue item needs a title").into());
     }
     tx.execute(
-        "INSERT INTO queue (leaf, title, mechanism, priority, link, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![item.leaf, item.title, item.mechanism, item.priority, item.link, item.created_at],
+        "INSERT INTO queue (leaf, title, mechanism, priority, link, hypothesis_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            item.leaf,
+            item.title,
+            item.mechanism,
+            item.priority,
+            item.link,
+            item.hypothesis.map(|h| h.0),
+            item.created_at
+        ],
     )?;
     Ok(QueueId(tx.last_insert_rowid()))
 }
 
-/// Claim the most urgent queued item (highest priority, then oldest).
+/// Claim the most urgent queued item (highest priority, then oldest), giving it
+/// a hypothesis from its title and mechanism if it was queued without one.
 pub fn claim_next(tx: &Transaction<'_>, leaf: Option<&str>, claimer: &str, at: &str) -> Result<Option<Item>> {
     let sql = match leaf {
         Some(_) => "SELECT id FROM queue WHERE status = 'queued' AND leaf = ?1 ORDER BY priority DESC, id LIMIT 1",
@@ -77,7 +108,20 @@ pub fn claim_next(tx: &Transaction<'_>, leaf: Option<&str>, claimer: &str, at: &
         "UPDATE queue SET status = 'claimed', claimed_by = ?1, claimed_at = ?2 WHERE id = ?3",
         params![claimer, at, id],
     )?;
-    Ok(Some(tx.query_row(&format!("SELECT {ITEM_COLUMNS} FROM queue WHERE id = ?1"), [id], item)?))
+    let mut claimed = tx.query_row(&format!("SELECT {ITEM_COLUMNS} FROM queue WHERE id = ?1"), [id], item)?;
+    if claimed.hypothesis.is_none() {
+        let new = NewHypothesis {
+            title: claimed.title.clone(),
+            mechanism: claimed.mechanism.clone(),
+            leaf: claimed.leaf.clone(),
+            prediction: None,
+            created_at: at.to_owned(),
+        };
+        let hypothesis = records::add_hypothesis(tx, &new)?;
+        tx.execute("UPDATE queue SET hypothesis_id = ?1 WHERE id = ?2", params![hypothesis.0, id])?;
+        claimed.hypothesis = Some(hypothesis.to_string());
+    }
+    Ok(Some(claimed))
 }
 
 /// Close an item as done or dropped; refuses one already closed.

@@ -1,5 +1,5 @@
 //! Shared harness for end-to-end tests: the real `lab` binary in a temp lab root
-//! with a cleared environment, a pinned HOME and hermetic git.
+//! with a cleared environment, a pinned HOME, hermetic git and wide tables.
 //!
 //! Each test file does `mod common;` and builds a [`TestLab`].
 
@@ -60,6 +60,9 @@ impl TestLab {
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("LAB_VENV", repo_root().join(".venv"))
+            // Tables are read whole here: assertions are about what a table says, and
+            // fitting to a width is tested where it is the point (memory.rs sets COLUMNS).
+            .env("COLUMNS", "1000")
             .current_dir(dir)
             .args(args);
         cmd

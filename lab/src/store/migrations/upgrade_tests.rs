@@ -1,5 +1,6 @@
-//! Migration 8 on a schema-7 database with history: provenance, amendments,
-//! comparisons and the chain are backfilled from the rows already there.
+//! Migrations on databases with history: 8's provenance, amendments,
+//! comparisons and chain, 9's smoke tallies and 12's queue links are backfilled
+//! from the rows already there.
 
 use rusqlite::Connection;
 
@@ -95,4 +96,29 @@ fn migration_nine_counts_smoke_runs_as_checks_and_keeps_counting_them() {
     assert_eq!((tally(&conn, "results:crash"), tally(&conn, "checks:crash")), (0, 1));
     conn.execute("UPDATE results SET superseded_by = 1 WHERE experiment_id = 3", []).unwrap();
     assert_eq!(tally(&conn, "checks:crash"), 0, "a superseded check leaves its own tally");
+}
+
+#[test]
+fn migration_twelve_links_queue_items_to_the_hypotheses_they_became() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate_to(&mut conn, 11).unwrap();
+    conn.execute_batch(
+        "INSERT INTO hypotheses (id, title, mechanism, leaf, created_at) VALUES
+             (1, 'Warmup 500 steps', 'm', 'toy', 't'), (2, 'warmup 500 steps ', 'm', 'toy', 't'),
+             (3, 'cosine schedule', 'm', 'other', 't');
+         INSERT INTO queue (id, leaf, title, mechanism, status, created_at) VALUES
+             (1, 'toy', 'warmup 500 steps', 'm', 'done', 't'), (2, 'toy', 'cosine schedule', 'm', 'queued', 't'),
+             (3, NULL, 'warmup 500 steps', 'm', 'queued', 't');",
+    )
+    .unwrap();
+    migrate(&mut conn).unwrap();
+    let links: Vec<Option<i64>> = conn
+        .prepare("SELECT hypothesis_id FROM queue ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // The earliest hypothesis of the same title and leaf; none across leaves.
+    assert_eq!(links, [Some(1), None, None]);
 }

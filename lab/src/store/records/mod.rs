@@ -10,7 +10,7 @@ mod results;
 
 use anyhow::Result;
 use clap::ValueEnum;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -197,8 +197,8 @@ pub struct NewExperiment {
 }
 
 /// The leaf of a hypothesis; errors if the hypothesis does not exist.
-pub fn hypothesis_leaf(tx: &Transaction<'_>, id: HypothesisId) -> Result<Option<String>> {
-    tx.query_row("SELECT leaf FROM hypotheses WHERE id = ?1", [id.0], |r| r.get(0)).optional()?.ok_or_else(|| {
+pub fn hypothesis_leaf(conn: &Connection, id: HypothesisId) -> Result<Option<String>> {
+    conn.query_row("SELECT leaf FROM hypotheses WHERE id = ?1", [id.0], |r| r.get(0)).optional()?.ok_or_else(|| {
         LabError::usage(format!("no hypothesis {id}")).hint("`lab log` or `lab context` lists them").into()
     })
 }
