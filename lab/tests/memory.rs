@@ -89,6 +89,19 @@ fn the_mechanism_flag_not_the_verdict_decides_the_hypothesis() {
 }
 
 #[test]
+fn context_lists_only_the_hypotheses_no_run_has_tested() {
+    let lab = TestLab::new();
+    let tested = lab.ok(&["hypothesis", "tried", "-m", "why"]);
+    let waiting = lab.ok(&["hypothesis", "waiting", "-m", "why"]);
+    let e = lab.ok(&["experiment", tested.trim()]);
+    lab.ok(&["result", e.trim(), "-v", "discard"]);
+    let open = &lab.json(&["context"])["open_hypotheses"];
+    let ids: Vec<&str> = open.as_array().unwrap().iter().map(|h| h["hypothesis"].as_str().unwrap()).collect();
+    assert_eq!(ids, [waiting.trim()], "a tested hypothesis, judged or not, is no longer waiting: {open:#}");
+    assert!(lab.ok(&["context"]).contains("open hypotheses not yet tested by a run"));
+}
+
+#[test]
 fn a_second_result_is_refused_and_an_amendment_keeps_the_first() {
     let lab = TestLab::new();
     lab.ok(&["hypothesis", "t", "-m", "m"]);

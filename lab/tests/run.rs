@@ -240,6 +240,11 @@ fn smoke_checks_are_not_failures_of_an_idea() {
     assert!(table.contains("smoke check failed"), "{table}");
     let titles: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["baseline", "smoke check", "smoke check"], "never under the baseline's hypothesis");
+    let open = &lab.json(&["context"])["open_hypotheses"];
+    assert_eq!(open.as_array().map(Vec::len), Some(0), "standing hypotheses are not ideas waiting: {open:#}");
+    run(&lab, &["ok", "--smoke", "-m", "an idea"], 0);
+    let open = &lab.json(&["context"])["open_hypotheses"];
+    assert_eq!(open[0]["title"], "an idea", "a smoke check does not test the idea: {open:#}");
 }
 
 #[test]

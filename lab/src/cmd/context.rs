@@ -134,7 +134,7 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
             h.prediction.clone().into(),
         ]);
     }
-    sections.push(("open hypotheses".to_owned(), open_table));
+    sections.push(("open hypotheses not yet tested by a run".to_owned(), open_table));
     let mut running_table = Table::new(&["experiment", "state", "reason", "host", "pid", "started_at"]);
     for r in &running {
         running_table.push(

@@ -431,6 +431,27 @@ END;
 END;
         ",
     ),
+    (
+        "14: hypotheses that a run has tested. `hypotheses.tested` is set by a
+         trigger when a result is recorded for one of its experiments (a smoke
+         check tests the code, not the idea, so it does not count), so the open
+         hypotheses `lab context` lists are the untried ones; a tested
+         hypothesis whose mechanism nobody judged was listed as open forever.
+         Derived, so not chained (the chain covers what was recorded).
+         Backfilled.",
+        r"
+        ALTER TABLE hypotheses ADD COLUMN tested INTEGER NOT NULL DEFAULT 0;
+        UPDATE hypotheses SET tested = 1 WHERE id IN
+            (SELECT e.hypothesis_id FROM experiments e JOIN results r ON r.experiment_id = e.id WHERE e.smoke = 0);
+        CREATE INDEX hypotheses_untested ON hypotheses (id) WHERE status = 'open' AND tested = 0;
+        CREATE INDEX hypotheses_untested_by_leaf ON hypotheses (leaf, id) WHERE status = 'open' AND tested = 0;
+        CREATE TRIGGER hypothesis_tested AFTER INSERT ON results
+        WHEN (SELECT smoke FROM experiments WHERE id = new.experiment_id) = 0 BEGIN
+            UPDATE hypotheses SET tested = 1
+            WHERE tested = 0 AND id = (SELECT hypothesis_id FROM experiments WHERE id = new.experiment_id);
+        END;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

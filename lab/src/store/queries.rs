@@ -271,10 +271,16 @@ pub struct OpenHypothesis {
     pub prediction: Option<String>,
 }
 
+/// Open hypotheses no run has tested yet (migration 14), newest first: the
+/// ideas still waiting, not the tested ones whose mechanism nobody judged,
+/// nor the standing ones `lab run` files runs under ("baseline", "smoke
+/// check"), which are bookkeeping, not ideas.
 pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> Result<Vec<OpenHypothesis>> {
+    // A constant without quotes, so it can sit in the SQL beside the optional leaf parameter.
+    let standing = super::runs::AUTO_MECHANISM;
     let sql = format!(
         "SELECT id, leaf, title, mechanism, prediction FROM hypotheses{} ORDER BY id DESC LIMIT {limit}",
-        scoped(leaf, "status = 'open'")
+        scoped(leaf, &format!("status = 'open' AND tested = 0 AND mechanism != '{standing}'"))
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(leaf), |r| {

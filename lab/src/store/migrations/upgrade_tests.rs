@@ -122,3 +122,35 @@ fn migration_twelve_links_queue_items_to_the_hypotheses_they_became() {
     // The earliest hypothesis of the same title and leaf; none across leaves.
     assert_eq!(links, [Some(1), None, None]);
 }
+
+#[test]
+fn migration_fourteen_marks_the_hypotheses_a_run_has_tested() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate_to(&mut conn, 13).unwrap();
+    conn.execute_batch(
+        "INSERT INTO hypotheses (id, title, mechanism, leaf, created_at) VALUES
+             (1, 'tried', 'm', 'toy', 't'), (2, 'smoked', 'm', 'toy', 't'), (3, 'waiting', 'm', 'toy', 't');
+         INSERT INTO experiments (id, hypothesis_id, leaf, host, started_at, smoke) VALUES
+             (1, 1, 'toy', 'h', 't', 0), (2, 2, 'toy', 'h', 't', 1);
+         INSERT INTO results (experiment_id, leaf, verdict, metrics, created_at, source) VALUES
+             (1, 'toy', 'discard', '{}', 't', 'harness'), (2, 'toy', 'discard', '{}', 't', 'harness');",
+    )
+    .unwrap();
+    migrate(&mut conn).unwrap();
+    let tested = |conn: &Connection| -> Vec<i64> {
+        conn.prepare("SELECT id FROM hypotheses WHERE tested = 1 ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(tested(&conn), [1], "backfilled; a smoke check tests the code, not the idea");
+    conn.execute_batch(
+        "INSERT INTO experiments (id, hypothesis_id, leaf, host, started_at) VALUES (3, 3, 'toy', 'h', 't');
+         INSERT INTO results (experiment_id, leaf, verdict, metrics, created_at, source)
+             VALUES (3, 'toy', 'keep', '{}', 't', 'agent');",
+    )
+    .unwrap();
+    assert_eq!(tested(&conn), [1, 3], "the trigger marks it with the result");
+}
