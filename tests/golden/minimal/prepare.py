@@ -17,6 +17,7 @@ N_TRAIN = 256
 N_HOLDOUT = 1001
 NOISE = 0.1
 DATA_SEED = 1234
+SMOKE_ITEMS = 128  # points of each split in a smoke run
 GRID = np.linspace(-1.0, 1.0, 1001)
 
 
@@ -33,4 +34,15 @@ def data(lab):
     x = rng.uniform(-1.0, 1.0, N_TRAIN)
     y = target(x) + rng.normal(0.0, NOISE, N_TRAIN)
     holdout = np.sort(rng.uniform(-1.0, 1.0, N_HOLDOUT))
-    return {"train": (x, y), "val": (GRID.copy(), target(GRID)), "holdout": (holdout, target(holdout))}
+    splits = {"train": (x, y), "val": (GRID.copy(), target(GRID)), "holdout": (holdout, target(holdout))}
+    return smoke_slice(splits, SMOKE_ITEMS) if lab.smoke() else splits
+
+
+def smoke_slice(splits, items):
+    """The smoke tier checks that the code runs, not how fast the machine is: in a
+    smoke run (`lab.smoke()`) every split keeps `items` rows, drawn the same way each time."""
+    out = {}
+    for split, (x, y) in splits.items():
+        rows = np.sort(np.random.default_rng(DATA_SEED + 7).permutation(len(y))[:items])
+        out[split] = (x[rows], y[rows])
+    return out

@@ -12,6 +12,7 @@ ROWS = 2000
 FEATURES = 8
 NOISE = 0.5
 DATA_SEED = 7
+SMOKE_ROWS = 200  # rows of each split in a smoke run
 
 
 def table():
@@ -29,4 +30,15 @@ def data(lab):
     order = np.random.default_rng(DATA_SEED + 1).permutation(ROWS)
     cut_val, cut_holdout = int(0.6 * ROWS), int(0.8 * ROWS)
     parts = {"train": order[:cut_val], "val": order[cut_val:cut_holdout], "holdout": order[cut_holdout:]}
-    return {split: (x[rows], y[rows]) for split, rows in parts.items()}
+    splits = {split: (x[rows], y[rows]) for split, rows in parts.items()}
+    return smoke_slice(splits, SMOKE_ROWS) if lab.smoke() else splits
+
+
+def smoke_slice(splits, items):
+    """The smoke tier checks that the code runs, not how fast the machine is: in a
+    smoke run (`lab.smoke()`) every split keeps `items` rows, drawn the same way each time."""
+    out = {}
+    for split, (x, y) in splits.items():
+        rows = np.sort(np.random.default_rng(DATA_SEED + 7).permutation(len(y))[:items])
+        out[split] = (x[rows], y[rows])
+    return out

@@ -17,6 +17,7 @@ TRAIN_PER_CLASS = 1000
 VAL_PER_CLASS = 300
 HOLDOUT_PER_CLASS = 300
 DATA_SEED = 20240601
+SMOKE_ITEMS = 256  # points of each split in a smoke run
 
 
 def spirals(per_class, seed):
@@ -33,8 +34,19 @@ def spirals(per_class, seed):
 
 def data(lab):
     """`{"train": (x, y), "val": (x, y), "holdout": (x, y)}`, numpy arrays, the same on every run."""
-    return {
+    splits = {
         "train": spirals(TRAIN_PER_CLASS, DATA_SEED),
         "val": spirals(VAL_PER_CLASS, DATA_SEED + 1),
         "holdout": spirals(HOLDOUT_PER_CLASS, DATA_SEED + 2),
     }
+    return smoke_slice(splits, SMOKE_ITEMS) if lab.smoke() else splits
+
+
+def smoke_slice(splits, items):
+    """The smoke tier checks that the code runs, not how fast the machine is: in a
+    smoke run (`lab.smoke()`) every split keeps `items` rows, drawn the same way each time."""
+    out = {}
+    for split, (x, y) in splits.items():
+        rows = np.sort(np.random.default_rng(DATA_SEED + 7).permutation(len(y))[:items])
+        out[split] = (x[rows], y[rows])
+    return out
