@@ -75,31 +75,18 @@ pub fn run(ctx: &Ctx, args: ContextArgs) -> Result<()> {
         .collect();
 
     let mut sections = Vec::new();
-    let mut summary = Table::new(&[
-        "lab",
-        "leaf",
-        "hypotheses",
-        "open",
-        "confirmed",
-        "refuted",
-        "experiments",
-        "keep",
-        "discard",
-        "crash",
-        "checks",
-    ]);
+    // Four columns, so the counts read whole at any width; `--json` carries each count apart.
+    let mut summary = Table::new(&["lab", "leaf", "hypotheses", "experiments"]);
+    let c = &counts;
     summary.push(vec![
         lab.manifest.name.clone().into(),
         leaf.clone().unwrap_or_else(|| "(all)".into()).into(),
-        counts.hypotheses.into(),
-        counts.open.into(),
-        counts.confirmed.into(),
-        counts.refuted.into(),
-        counts.experiments.into(),
-        counts.keep.into(),
-        counts.discard.into(),
-        counts.crash.into(),
-        counts.checks.into(),
+        format!("{}: {} open, {} confirmed, {} refuted", c.hypotheses, c.open, c.confirmed, c.refuted).into(),
+        format!(
+            "{}: {} keep, {} discard, {} crash; {} smoke checks",
+            c.experiments, c.keep, c.discard, c.crash, c.checks
+        )
+        .into(),
     ]);
     sections.push(("summary".to_owned(), summary));
     sections.push(("best kept result per metric (the harness's, in the current comparison)".to_owned(), bests(&best)));
