@@ -459,3 +459,34 @@ fn typed_keeps_are_never_a_leaf_best_and_goals_come_from_the_manifest() {
     assert_eq!((shown["stats"]["best"].clone(), shown["stats"]["kept"].as_u64()), (serde_json::Value::Null, Some(2)));
     assert_eq!(shown["recent"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn requirements_lock_pins_every_package_the_lab_and_its_leaves_declare() {
+    // A leaf added without `scripts/lock` would install whatever PyPI has that day.
+    let root = repo_root();
+    let lock = fs::read_to_string(root.join("requirements.lock")).unwrap();
+    let normal = |name: &str| name.to_ascii_lowercase().replace(['_', '.'], "-");
+    let pinned: Vec<String> = lock
+        .lines()
+        .filter_map(|line| line.split_once("=="))
+        .filter(|(name, _)| !name.starts_with(' ') && !name.starts_with('#'))
+        .map(|(name, _)| normal(name))
+        .collect();
+    let mut files = vec![root.join("requirements.txt")];
+    files.extend(fs::read_dir(root.join("leaves")).unwrap().map(|e| e.unwrap().path().join("requirements.txt")));
+    for file in files.into_iter().filter(|f| f.is_file()) {
+        for line in fs::read_to_string(&file).unwrap().lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).next();
+            let name = normal(name.unwrap_or_default());
+            assert!(
+                pinned.contains(&name),
+                "{}: `{name}` is not in requirements.lock: run scripts/lock",
+                file.display()
+            );
+        }
+    }
+    assert!(lock.contains("--hash=sha256:"), "the lock carries hashes");
+}
