@@ -21,6 +21,7 @@ mod leaves;
 mod lock;
 mod log;
 mod new;
+mod plot;
 mod queue;
 mod result;
 mod run;
@@ -65,6 +66,7 @@ pub enum Command {
     Holdout(holdout::HoldoutArgs),
     Checkpoint(checkpoint::CheckpointArgs),
     Saturation(saturation::SaturationArgs),
+    Plot(plot::PlotArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
     Verify(verify::VerifyArgs),
@@ -101,6 +103,7 @@ impl Command {
             Self::Holdout(args) => holdout::run(ctx, args),
             Self::Checkpoint(args) => checkpoint::run(ctx, args),
             Self::Saturation(args) => saturation::run(ctx, args),
+            Self::Plot(args) => plot::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
             Self::Verify(args) => verify::run(ctx, args),

@@ -1,0 +1,153 @@
+//! The progress chart of a leaf (`lab plot`), drawn in Rust as SVG: x is the
+//! experiments in order, y the metric; kept, discarded and crashed experiments
+//! drawn apart; the running best of the harness's keeps as a step line; kept
+//! experiments labelled with their hypothesis titles. Pure: points in, SVG
+//! text out; the goal decides which way "best" runs.
+//!
+//! Invariants: every point is drawn once (a crash, which has no value, sits on
+//! the chart's floor as a cross), so the picture's marks count the experiments;
+//! a chart with no value at all still draws its crashes on a unit axis.
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+use crate::gate::Goal;
+
+/// One finished experiment of the leaf, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub experiment: String,
+    pub verdict: String,
+    /// The metric, where the result carries it.
+    pub value: Option<f64>,
+    pub title: String,
+    /// Kept by the harness (not typed by an agent): only these make the running best.
+    pub harness: bool,
+}
+
+const SIZE: (u32, u32) = (960, 540);
+const KEPT: RGBColor = RGBColor(0x1b, 0x9e, 0x4b);
+const DISCARDED: RGBColor = RGBColor(0x99, 0x99, 0x99);
+const CRASHED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+const BEST: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
+/// Characters of a hypothesis title shown beside its kept point.
+const LABEL: usize = 28;
+
+/// The chart of `points` on `metric` (improving towards `goal`), as SVG text.
+pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point]) -> Result<String> {
+    let (low, high) = range(points);
+    let n = points.len().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(draw)?;
+        let caption = format!("{leaf}: {metric} ({goal}), {} experiments", points.len());
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0.5..n + 0.5, low..high)
+            .map_err(draw)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_labels(points.len().clamp(2, 20))
+            .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() })
+            .x_desc("experiment, in order")
+            .y_desc(metric)
+            .draw()
+            .map_err(draw)?;
+        let at = |i: usize| (i + 1) as f64;
+        chart
+            .draw_series(
+                running_best(goal, points).into_iter().map(|step| PathElement::new(step, BEST.stroke_width(2))),
+            )
+            .map_err(draw)?
+            .label("running best (harness keeps)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BEST.stroke_width(2)));
+        let marks = points.iter().enumerate().map(|(i, p)| match (p.verdict.as_str(), p.value) {
+            ("keep", Some(v)) => Circle::new((at(i), v), 5, KEPT.filled()).into_dyn(),
+            ("crash", _) | (_, None) => Cross::new((at(i), low), 5, CRASHED.stroke_width(2)).into_dyn(),
+            (_, Some(v)) => Circle::new((at(i), v), 4, DISCARDED.stroke_width(1)).into_dyn(),
+        });
+        chart.draw_series(marks).map_err(draw)?;
+        let labels = points.iter().enumerate().filter_map(|(i, p)| {
+            let value = p.value.filter(|_| p.verdict == "keep")?;
+            let title: String = p.title.chars().take(LABEL).collect();
+            Some(Text::new(format!("{} {title}", p.experiment), (at(i), value), ("sans-serif", 12)))
+        });
+        chart.draw_series(labels).map_err(draw)?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(draw)?;
+        root.present().map_err(draw)?;
+    }
+    Ok(svg)
+}
+
+/// The y range: the values with a margin, a unit range around a single value,
+/// and 0..1 when nothing has a value (crashes only).
+fn range(points: &[Point]) -> (f64, f64) {
+    let values: Vec<f64> = points.iter().filter_map(|p| p.value).filter(|v| v.is_finite()).collect();
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    let pad = if max > min { (max - min) * 0.08 } else { min.abs().max(1.0) * 0.05 };
+    (min - pad, max + pad)
+}
+
+/// The running best as horizontal then vertical segments: from each harness
+/// keep that improved on the best so far to the next one, then to the end.
+fn running_best(goal: Goal, points: &[Point]) -> Vec<Vec<(f64, f64)>> {
+    let mut steps: Vec<(f64, f64)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let Some(v) = p.value.filter(|_| p.verdict == "keep" && p.harness) else { continue };
+        if steps.last().is_none_or(|&(_, best)| goal.better(v, best)) {
+            steps.push(((i + 1) as f64, v));
+        }
+    }
+    let end = points.len() as f64 + 0.5;
+    let mut path = Vec::new();
+    for (k, &(x, v)) in steps.iter().enumerate() {
+        let next = steps.get(k + 1).map_or(end, |s| s.0);
+        path.push((x, v));
+        path.push((next, v));
+    }
+    if path.is_empty() { Vec::new() } else { vec![path] }
+}
+
+fn draw<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("cannot draw the chart: {e:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(verdict: &str, value: Option<f64>) -> Point {
+        Point { experiment: "e".into(), verdict: verdict.into(), value, title: "t".into(), harness: true }
+    }
+
+    #[test]
+    fn the_running_best_follows_the_goal_and_only_harness_keeps() {
+        let mut typed = point("keep", Some(0.1));
+        typed.harness = false;
+        let points = [point("keep", Some(1.0)), point("discard", Some(0.5)), typed, point("keep", Some(0.8))];
+        let best = running_best(Goal::Minimize, &points);
+        assert_eq!(best, [vec![(1.0, 1.0), (4.0, 1.0), (4.0, 0.8), (4.5, 0.8)]]);
+        assert_eq!(running_best(Goal::Maximize, &points), [vec![(1.0, 1.0), (4.5, 1.0)]], "0.8 is no gain");
+        assert!(running_best(Goal::Minimize, &[point("crash", None)]).is_empty());
+    }
+
+    #[test]
+    fn every_experiment_is_one_mark_even_without_values() {
+        for points in [vec![point("keep", Some(2.0))], vec![point("crash", None), point("crash", None)]] {
+            let svg = progress_svg("leaf", "loss", Goal::Minimize, &points).unwrap();
+            let circles = svg.matches("<circle").count();
+            let crosses = points.iter().filter(|p| p.value.is_none()).count();
+            assert_eq!(circles, points.len() - crosses, "{svg}");
+            assert!(svg.starts_with("<svg"), "{svg}");
+        }
+        assert_eq!(range(&[point("keep", Some(2.0))]), (1.9, 2.1), "a single value gets a range");
+    }
+}
