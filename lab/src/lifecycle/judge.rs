@@ -161,25 +161,36 @@ fn scalar_evidence(
     lock_sha256: &str,
 ) -> Result<Evidence> {
     let metric = &leaf.manifest.metric;
-    let leader_runs = values(store, leader, &metric.name)?;
-    let candidate_runs = pooled_values(store, leaf, candidate, lock_sha256)?;
-    if candidate_runs.is_empty() {
+    let runs = run_values(store, leaf, candidate, leader, lock_sha256)?;
+    if runs.candidate.is_empty() {
         return Err(LabError::usage(format!("{candidate} has no full run with a finite `{}`", metric.name)).into());
     }
-    if leader_runs.is_empty() {
+    if runs.leader.is_empty() {
         return Err(
             LabError::usage(format!("the leader {leader} has no full run with a finite `{}`", metric.name)).into()
         );
     }
-    let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
-    let items = item_evidence(store, leaf, candidate, leader)?;
-    Ok(Evidence::Scalar(ScalarRuns {
+    Ok(Evidence::Scalar(ScalarRuns { items: item_evidence(store, leaf, candidate, leader)?, ..runs }))
+}
+
+/// Both sides' run values (the candidate's pooled with earlier submissions of
+/// its code) and the seed noise `lab baseline` stored under `lock_sha256`;
+/// the item evidence is the caller's, by mode.
+fn run_values(
+    store: &Store,
+    leaf: &Leaf,
+    candidate: ExperimentId,
+    leader: ExperimentId,
+    lock_sha256: &str,
+) -> Result<ScalarRuns> {
+    let metric = &leaf.manifest.metric;
+    Ok(ScalarRuns {
         goal: metric.goal,
-        leader: leader_runs,
-        candidate: candidate_runs,
-        noise_sd,
-        items,
-    }))
+        leader: values(store, leader, &metric.name)?,
+        candidate: pooled_values(store, leaf, candidate, lock_sha256)?,
+        noise_sd: records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd),
+        items: None,
+    })
 }
 
 /// The per-item val evidence of both sides' full runs; `None` when a side's
@@ -308,19 +319,11 @@ fn predictions_evidence(
         .ok_or_else(|| LabError::usage(format!("{candidate} recorded no val labels")))?;
     let y_true = evidence::values(candidate, labels)?;
     let samples = PairedSamples { goal: metric.goal, kind, y_true, leader_pred, candidate_pred };
-    let leader_runs = values(store, leader, &metric.name)?;
-    let candidate_runs = pooled_values(store, leaf, candidate, lock_sha256)?;
-    let noise_sd = records::baselines(store.conn(), leaf.name(), lock_sha256)?.last().map(|b| b.sd);
-    if (leader_runs.len() < 2 && noise_sd.is_none()) || leader_runs.is_empty() || candidate_runs.is_empty() {
+    let runs = run_values(store, leaf, candidate, leader, lock_sha256)?;
+    if (runs.leader.len() < 2 && runs.noise_sd.is_none()) || runs.leader.is_empty() || runs.candidate.is_empty() {
         return Ok(Evidence::Predictions(samples));
     }
-    Ok(Evidence::Scalar(ScalarRuns {
-        goal: metric.goal,
-        leader: leader_runs,
-        candidate: candidate_runs,
-        noise_sd,
-        items: Some(ItemEvidence::Outputs(samples)),
-    }))
+    Ok(Evidence::Scalar(ScalarRuns { items: Some(ItemEvidence::Outputs(samples)), ..runs }))
 }
 
 /// The files of `experiment`'s last successful full run.
