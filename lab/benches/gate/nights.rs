@@ -190,10 +190,10 @@ pub fn blends(rng: &mut ChaCha8Rng) {
             let pooled = |c: &[Vec<f64>]| s(&weights::cross_fit(kind, &y, c).expect("valid"));
             let scaled = weights::rescale(&weights::units(kind, &components), &components);
             let raw = pooled(&components);
-            raw_gap += raw - per_fold(kind, &y, &components);
+            raw_gap += raw - weights::per_fold_score(kind, &y, &components).expect("valid");
             raw_over_best += raw - best;
             let fitted = pooled(&scaled);
-            fit_gap += fitted - per_fold(kind, &y, &scaled);
+            fit_gap += fitted - weights::per_fold_score(kind, &y, &scaled).expect("valid");
             fit_over_best += fitted - best;
         }
         let m = |x: f64| x / TRIALS as f64;
@@ -206,21 +206,6 @@ pub fn blends(rng: &mut ChaCha8Rng) {
             m(fit_over_best)
         );
     }
-}
-
-fn per_fold(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> f64 {
-    let folds = weights::FOLDS;
-    let total: f64 = (0..folds)
-        .map(|fold| {
-            let (held, rest): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|i| i % folds == fold);
-            let pick = |v: &[f64], at: &[usize]| at.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-            let parts: Vec<Vec<f64>> = components.iter().map(|c| pick(c, &rest)).collect();
-            let w = weights::search(kind, &pick(y, &rest), &parts).expect("valid").weights;
-            let blend = weights::combine(&w, &components.iter().map(|c| pick(c, &held)).collect::<Vec<_>>());
-            score(kind, &pick(y, &held), &blend).expect("valid")
-        })
-        .sum();
-    total / folds as f64
 }
 
 /// Seeds of the night scenarios, one each so none depends on another.

@@ -65,15 +65,40 @@ pub fn search(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> Result<Se
 pub fn cross_fit(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> Result<Vec<f64>, MetricError> {
     let mut out = vec![f64::NAN; y.len()];
     for fold in 0..FOLDS {
-        let rest: Vec<usize> = (0..y.len()).filter(|i| i % FOLDS != fold).collect();
-        let pick = |v: &[f64]| rest.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let parts: Vec<Vec<f64>> = components.iter().map(|c| pick(c)).collect();
-        let weights = search(kind, &pick(y), &parts)?.weights;
-        for i in (fold..y.len()).step_by(FOLDS) {
+        let (held, rest) = folds(y.len(), fold);
+        let weights = search(kind, &pick(y, &rest), &pick_each(components, &rest))?.weights;
+        for i in held {
             out[i] = weights.iter().zip(components).map(|(w, c)| w * c[i]).sum();
         }
     }
     Ok(out)
+}
+
+/// The honest cross-fit's score: each fold scored alone with the weights
+/// [`search`] finds on the other folds, averaged. What [`cross_fit`]'s pooled
+/// blend should score within noise for every metric; pooling strays from it
+/// where components differ in scale and the metric ranks (see [`units`]).
+pub fn per_fold_score(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> Result<f64, MetricError> {
+    let mut total = 0.0;
+    for fold in 0..FOLDS {
+        let (held, rest) = folds(y.len(), fold);
+        let weights = search(kind, &pick(y, &rest), &pick_each(components, &rest))?.weights;
+        total += gate::score(kind, &pick(y, &held), &combine(&weights, &pick_each(components, &held)))?;
+    }
+    Ok(total / FOLDS as f64)
+}
+
+/// Fold `fold`'s items (`i % FOLDS == fold`) and the others, of `n`.
+fn folds(n: usize, fold: usize) -> (Vec<usize>, Vec<usize>) {
+    (0..n).partition(|i| i % FOLDS == fold)
+}
+
+fn pick(values: &[f64], at: &[usize]) -> Vec<f64> {
+    at.iter().map(|&i| values[i]).collect()
+}
+
+fn pick_each(components: &[Vec<f64>], at: &[usize]) -> Vec<Vec<f64>> {
+    components.iter().map(|c| pick(c, at)).collect()
 }
 
 /// A component's affine map onto the blend's common scale: `(p - centre) / spread`.
@@ -287,21 +312,6 @@ mod tests {
         assert_eq!(cross_fit(MetricKind::Rae, &truth, &with_truth).unwrap(), truth);
     }
 
-    /// The honest cross-fit's score: each fold scored alone with the weights searched on the others, averaged.
-    fn per_fold(kind: MetricKind, y: &[f64], components: &[Vec<f64>]) -> f64 {
-        let total: f64 = (0..FOLDS)
-            .map(|fold| {
-                let (held, rest): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|i| i % FOLDS == fold);
-                let pick = |v: &[f64], at: &[usize]| at.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-                let parts: Vec<Vec<f64>> = components.iter().map(|c| pick(c, &rest)).collect();
-                let w = search(kind, &pick(y, &rest), &parts).unwrap().weights;
-                let blend = combine(&w, &components.iter().map(|c| pick(c, &held)).collect::<Vec<_>>());
-                gate::score(kind, &pick(y, &held), &blend).unwrap()
-            })
-            .sum();
-        total / FOLDS as f64
-    }
-
     #[test]
     fn the_pooled_cross_fit_scores_what_the_honest_per_fold_one_does() {
         // Two independent readers of one latent signal, one on a scale three times
@@ -324,7 +334,7 @@ mod tests {
             let raw = score(&cross_fit(kind, y, &components).unwrap());
             let scaled = rescale(&units(kind, &components), &components);
             let pooled = score(&cross_fit(kind, y, &scaled).unwrap());
-            let honest = per_fold(kind, y, &scaled);
+            let honest = per_fold_score(kind, y, &scaled).unwrap();
             if let Some(margin) = scrambled {
                 assert!(
                     raw < best_alone - margin,
@@ -347,7 +357,7 @@ mod tests {
             &cross_fit(MetricKind::Accuracy, &binary, &probabilities).unwrap(),
         )
         .unwrap();
-        let honest = per_fold(MetricKind::Accuracy, &binary, &probabilities);
+        let honest = per_fold_score(MetricKind::Accuracy, &binary, &probabilities).unwrap();
         assert!((pooled - honest).abs() < 0.01, "accuracy: pooled {pooled} and per-fold {honest} agree");
     }
 
