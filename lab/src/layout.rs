@@ -12,6 +12,7 @@
 //! .lab/runs/e<N>/<tier>/probe/          the causality probes' inputs and outputs
 //! .lab/runs/e<N>/<tier>/scores/         per-item scores the harness computed
 //! .lab/runs/e<N>/<tier>/<worker>.json   a worker's spec; <worker>.tmp/ its private temporary directory
+//! .lab/runs/e<N>/<tier>/<worker>.curve.jsonl  what its code reported with `lab.report`, in time (display only)
 //! .lab/data/<leaf>/<key>/               data prepared by the frozen `data` (train.pkl, eval/, targets/, prepared.json)
 //! .lab/checkpoints/<name>.md            `lab checkpoint`
 //! .lab/submissions/<leaf>/              `lab submit`

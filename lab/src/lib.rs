@@ -22,6 +22,7 @@ pub mod outfile;
 pub mod output;
 pub mod plot;
 pub mod python;
+pub mod report;
 pub mod root;
 pub mod sandbox;
 pub mod stale;

@@ -1,8 +1,11 @@
 //! The progress chart of a leaf (`lab plot`), drawn in Rust as SVG: x is the
 //! experiments in order, y the metric; kept, discarded and crashed experiments
 //! drawn apart; the running best of the harness's keeps as a step line; kept
-//! experiments labelled with their hypothesis titles. Pure: points in, SVG
-//! text out; the goal decides which way "best" runs.
+//! experiments labelled with their hypothesis titles; the band around the
+//! leader that the gate cannot tell from it, and the leader's held-out score
+//! where the split was read. Pure: points in, SVG text out; the goal decides
+//! which way "best" runs. Also the training curves of one experiment
+//! ([`curves_svg`]).
 //!
 //! Invariants: every point is drawn once (a crash, which has no value, sits on
 //! the chart's floor as a cross), so the picture's marks count the experiments;
@@ -25,17 +28,28 @@ pub struct Point {
     pub harness: bool,
 }
 
+/// What is drawn over the points.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overlay {
+    /// The leader's value less and plus the smallest gain the gate detects.
+    pub band: Option<(f64, f64)>,
+    /// The leader's held-out score where it was read: (index into the points, value).
+    pub holdout: Vec<(usize, f64)>,
+}
+
 const SIZE: (u32, u32) = (960, 540);
 const KEPT: RGBColor = RGBColor(0x1b, 0x9e, 0x4b);
 const DISCARDED: RGBColor = RGBColor(0x99, 0x99, 0x99);
 const CRASHED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const BEST: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
+const HOLDOUT: RGBColor = RGBColor(0x8e, 0x44, 0xad);
 /// Characters of a hypothesis title shown beside its kept point.
 const LABEL: usize = 28;
 
 /// The chart of `points` on `metric` (improving towards `goal`), as SVG text.
-pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point]) -> Result<String> {
-    let (low, high) = range(points);
+pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point], overlay: &Overlay) -> Result<String> {
+    let extra = overlay.band.into_iter().flat_map(|(a, b)| [a, b]).chain(overlay.holdout.iter().map(|h| h.1));
+    let (low, high) = range(points.iter().filter_map(|p| p.value).chain(extra));
     let n = points.len().max(1) as f64;
     let mut svg = String::new();
     {
@@ -59,6 +73,21 @@ pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point]) -> R
             .draw()
             .map_err(draw)?;
         let at = |i: usize| (i + 1) as f64;
+        if let Some((lo, hi)) = overlay.band {
+            chart
+                .draw_series([Rectangle::new([(0.5, lo), (n + 0.5, hi)], BEST.mix(0.12).filled())])
+                .map_err(draw)?
+                .label("leader ± the smallest gain the gate detects")
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BEST.mix(0.12).filled()));
+        }
+        if !overlay.holdout.is_empty() {
+            let marks = overlay.holdout.iter().map(|&(i, v)| TriangleMarker::new((at(i), v), 7, HOLDOUT.filled()));
+            chart
+                .draw_series(marks)
+                .map_err(draw)?
+                .label("leader's held-out score, where read")
+                .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, HOLDOUT.filled()));
+        }
         chart
             .draw_series(
                 running_best(goal, points).into_iter().map(|step| PathElement::new(step, BEST.stroke_width(2))),
@@ -84,10 +113,60 @@ pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point]) -> R
     Ok(svg)
 }
 
+/// One line of a training curve: a tier's worker (`full train`) and its
+/// (seconds, value) points of one metric.
+pub type Line = (String, Vec<(f64, f64)>);
+
+/// The most metrics drawn as panels of one experiment's curves.
+pub const MAX_PANELS: usize = 6;
+
+/// The training curves of `experiment`: one panel per metric (`curves`: the
+/// metric and its lines, one per tier's worker), x in seconds since the
+/// worker started. Smoke and full tiers are separate lines, never joined.
+pub fn curves_svg(experiment: &str, curves: &[(String, Vec<Line>)]) -> Result<String> {
+    let panels = curves.len().clamp(1, MAX_PANELS);
+    let mut svg = String::new();
+    {
+        let height = 60 + 260 * u32::try_from(panels).unwrap_or(1);
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw)?;
+        let root = root.titled(&format!("{experiment}: what its code reported"), ("sans-serif", 20)).map_err(draw)?;
+        for ((metric, lines), area) in curves.iter().zip(root.split_evenly((panels, 1))) {
+            let xs = lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+            let t = xs.fold(0.0_f64, f64::max).max(1e-3);
+            let (low, high) = range(lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+            let mut chart = ChartBuilder::on(&area)
+                .margin(12)
+                .x_label_area_size(30)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0.0..t, low..high)
+                .map_err(draw)?;
+            chart.configure_mesh().light_line_style(WHITE).x_desc("seconds").y_desc(metric).draw().map_err(draw)?;
+            for (k, (label, points)) in lines.iter().enumerate() {
+                let color = Palette99::pick(k).stroke_width(2);
+                let finite = points.iter().copied().filter(|p| p.1.is_finite());
+                chart
+                    .draw_series(LineSeries::new(finite, color))
+                    .map_err(draw)?
+                    .label(label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(draw)?;
+        }
+        root.present().map_err(draw)?;
+    }
+    Ok(svg)
+}
+
 /// The y range: the values with a margin, a unit range around a single value,
 /// and 0..1 when nothing has a value (crashes only).
-fn range(points: &[Point]) -> (f64, f64) {
-    let values: Vec<f64> = points.iter().filter_map(|p| p.value).filter(|v| v.is_finite()).collect();
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
     let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     if values.is_empty() {
         return (0.0, 1.0);
@@ -140,14 +219,36 @@ mod tests {
     }
 
     #[test]
+    fn the_overlay_draws_the_band_and_each_held_out_read() {
+        let points = [point("keep", Some(1.0)), point("keep", Some(0.8))];
+        let overlay = Overlay { band: Some((0.7, 0.9)), holdout: vec![(1, 0.85), (1, 0.86)] };
+        let svg = progress_svg("leaf", "loss", Goal::Minimize, &points, &overlay).unwrap();
+        assert_eq!(svg.matches("<polygon").count(), 2 + 1, "two reads and the legend's marker: {svg}");
+        let plain = progress_svg("leaf", "loss", Goal::Minimize, &points, &Overlay::default()).unwrap();
+        assert_eq!(plain.matches("<polygon").count(), 0);
+        assert!(svg.matches("<rect").count() > plain.matches("<rect").count(), "the band is drawn");
+    }
+
+    #[test]
+    fn curves_draw_one_panel_per_metric_and_one_line_per_tier() {
+        let line = |name: &str| (name.to_owned(), vec![(0.0, 2.0), (1.0, 1.5), (2.0, f64::NAN), (3.0, 1.0)]);
+        let curves = vec![("loss".to_owned(), vec![line("smoke train"), line("full train")])];
+        let svg = curves_svg("e3", &curves).unwrap();
+        let drawn = svg.lines().filter(|l| l.starts_with("<polyline") && l.contains(r#"stroke-width="2""#)).count();
+        assert_eq!(drawn, 2 * 2, "a line per tier and its legend mark (axes are thinner): {svg}");
+        assert!(svg.contains("smoke train") && svg.contains("full train"), "{svg}");
+        assert!(curves_svg("e3", &[]).unwrap().starts_with("<svg"), "no report is a valid picture");
+    }
+
+    #[test]
     fn every_experiment_is_one_mark_even_without_values() {
         for points in [vec![point("keep", Some(2.0))], vec![point("crash", None), point("crash", None)]] {
-            let svg = progress_svg("leaf", "loss", Goal::Minimize, &points).unwrap();
+            let svg = progress_svg("leaf", "loss", Goal::Minimize, &points, &Overlay::default()).unwrap();
             let circles = svg.matches("<circle").count();
             let crosses = points.iter().filter(|p| p.value.is_none()).count();
             assert_eq!(circles, points.len() - crosses, "{svg}");
             assert!(svg.starts_with("<svg"), "{svg}");
         }
-        assert_eq!(range(&[point("keep", Some(2.0))]), (1.9, 2.1), "a single value gets a range");
+        assert_eq!(range([2.0].into_iter()), (1.9, 2.1), "a single value gets a range");
     }
 }

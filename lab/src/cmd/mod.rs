@@ -23,6 +23,7 @@ mod log;
 mod new;
 mod plot;
 mod queue;
+mod report;
 mod result;
 mod run;
 mod saturation;
@@ -67,6 +68,7 @@ pub enum Command {
     Checkpoint(checkpoint::CheckpointArgs),
     Saturation(saturation::SaturationArgs),
     Plot(plot::PlotArgs),
+    Report(report::ReportArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
     Verify(verify::VerifyArgs),
@@ -104,6 +106,7 @@ impl Command {
             Self::Checkpoint(args) => checkpoint::run(ctx, args),
             Self::Saturation(args) => saturation::run(ctx, args),
             Self::Plot(args) => plot::run(ctx, args),
+            Self::Report(args) => report::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
             Self::Verify(args) => verify::run(ctx, args),

@@ -7,7 +7,8 @@
 //! the harness scored on the held-out split at run time (their mean per
 //! experiment) and the per-item held-out scores beside them. Every call records
 //! one read in `holdout_reads` before it returns numbers: a held-out split read
-//! many times is being tuned on, and the count says so.
+//! many times is being tuned on, and the count says so. What the read found
+//! about the leader is recorded beside it (`holdout_transfers`), for the views.
 //!
 //! Whether the leader's validation gain over the first baseline transferred is
 //! decided on an interval of the held-out gain, from the same gate that keeps
@@ -87,7 +88,7 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
     let baseline_id = first.filter(|(e, _)| *e != leader_id);
     let mut read = vec![leader_id];
     read.extend(baseline_id.map(|b| b.0));
-    let reads = store.write(|tx| records::add_holdout_read(tx, leaf.name(), &read, purpose))?;
+    let read = store.write(|tx| records::add_holdout_read(tx, leaf.name(), &read, purpose))?;
     let score = |e: ExperimentId, val: f64| -> Result<Scored> {
         Ok(Scored { experiment: e.to_string(), val, holdout: holdout_score(store, leaf, e)? })
     };
@@ -115,11 +116,12 @@ pub fn transfer(store: &mut Store, leaf: &Leaf, lock_sha256: &str, purpose: &str
         DID_NOT_TRANSFER => Some(false),
         _ => None,
     });
+    store.write(|tx| records::add_transfer(tx, read, leader_id, (leader_scored.holdout, holdout_gain), verdict))?;
     Ok(Transfer {
         leaf: leaf.name().to_owned(),
         metric: metric.name.clone(),
         mode: Mode::of(leaf),
-        reads,
+        reads: read.reads,
         leader: leader_scored,
         baseline,
         val_gain,

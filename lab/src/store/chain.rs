@@ -1,4 +1,4 @@
-//! The hash chain over the records (migration 8; `imports` from 10, `gate_sensitivity` from 11, `run_packages` from 13): which tables and columns it
+//! The hash chain over the records (migration 8; `imports` from 10, `gate_sensitivity` from 11, `run_packages` from 13, `holdout_transfers` from 15): which tables and columns it
 //! covers, the SQL functions its triggers call, and its head.
 //!
 //! Every inserted row of a [`CHAINED`] table appends one `chain` entry: the
@@ -36,7 +36,7 @@ const ID: &str = "CAST(t.id AS TEXT)";
 const VIA_EXPERIMENT: &str = "(SELECT e.leaf FROM experiments e WHERE e.id = t.experiment_id)";
 const VIA_RUN: &str = "(SELECT e.leaf FROM runs u JOIN experiments e ON e.id = u.experiment_id WHERE u.id = t.run_id)";
 
-/// The triggers of migrations 8, 10, 11 and 13 pass exactly these columns (a test compares them).
+/// The triggers of migrations 8, 10, 11, 13 and 15 pass exactly these columns (a test compares them).
 pub const CHAINED: &[Chained] = &[
     Chained {
         table: "hypotheses",
@@ -197,6 +197,12 @@ pub const CHAINED: &[Chained] = &[
         key: "t.run_id || '/' || t.name",
         leaf: VIA_RUN,
         columns: &["run_id", "name", "version"],
+    },
+    Chained {
+        table: "holdout_transfers",
+        key: "CAST(t.read_id AS TEXT)",
+        leaf: "(SELECT h.leaf FROM holdout_reads h WHERE h.id = t.read_id)",
+        columns: &["read_id", "leader_experiment_id", "holdout", "holdout_gain", "verdict"],
     },
 ];
 

@@ -1,5 +1,6 @@
 //! The honest gate's records (migration 6): gate reports, baseline noise,
-//! sealed held-out metrics with their read counter, and archive locations.
+//! sealed held-out metrics with their read counter (and, from migration 15,
+//! what each read found), and archive locations.
 //!
 //! Invariants: sealed held-out metrics are read only through
 //! [`sealed_holdout`], which callers pair with [`add_holdout_read`] (the
@@ -266,14 +267,73 @@ pub fn sealed_holdout(conn: &Connection, experiment: ExperimentId) -> Result<Vec
     Ok(out)
 }
 
-/// Count one read of the held-out split; returns how many reads `leaf` has had, this one included.
-pub fn add_holdout_read(tx: &Transaction<'_>, leaf: &str, experiments: &[ExperimentId], purpose: &str) -> Result<u64> {
+/// One counted read of the held-out split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldoutRead {
+    pub id: i64,
+    /// Reads of the leaf's held-out split, this one included.
+    pub reads: u64,
+}
+
+/// Count one read of the held-out split.
+pub fn add_holdout_read(
+    tx: &Transaction<'_>,
+    leaf: &str,
+    experiments: &[ExperimentId],
+    purpose: &str,
+) -> Result<HoldoutRead> {
     let ids: Vec<String> = experiments.iter().map(ToString::to_string).collect();
     tx.execute(
         "INSERT INTO holdout_reads (leaf, experiments, purpose, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![leaf, serde_json::to_string(&ids)?, purpose, records::now()],
     )?;
-    holdout_reads(tx, leaf)
+    Ok(HoldoutRead { id: tx.last_insert_rowid(), reads: holdout_reads(tx, leaf)? })
+}
+
+/// What one read of the held-out split found about the leader (migration 15).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedTransfer {
+    #[serde(serialize_with = "id_text")]
+    pub leader: ExperimentId,
+    pub holdout: Option<f64>,
+    pub holdout_gain: Option<f64>,
+    /// `transferred`, `did_not_transfer`, `not_shown`; `None` without a baseline.
+    pub verdict: Option<String>,
+    pub read_at: String,
+}
+
+/// Record what `read` found: the leader's held-out score, its gain over the baseline, the verdict.
+pub fn add_transfer(
+    tx: &Transaction<'_>,
+    read: HoldoutRead,
+    leader: ExperimentId,
+    (holdout, holdout_gain): (Option<f64>, Option<f64>),
+    verdict: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO holdout_transfers (read_id, leader_experiment_id, holdout, holdout_gain, verdict)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![read.id, leader.0, holdout.and_then(finite), holdout_gain.and_then(finite), verdict],
+    )?;
+    Ok(())
+}
+
+/// Every recorded read's finding on `leaf`, oldest first.
+pub fn transfers(conn: &Connection, leaf: &str) -> Result<Vec<RecordedTransfer>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.leader_experiment_id, t.holdout, t.holdout_gain, t.verdict, h.created_at
+         FROM holdout_transfers t JOIN holdout_reads h ON h.id = t.read_id WHERE h.leaf = ?1 ORDER BY h.id",
+    )?;
+    let rows = stmt.query_map([leaf], |r| {
+        Ok(RecordedTransfer {
+            leader: ExperimentId(r.get(0)?),
+            holdout: r.get(1)?,
+            holdout_gain: r.get(2)?,
+            verdict: r.get(3)?,
+            read_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn holdout_reads(conn: &Connection, leaf: &str) -> Result<u64> {
@@ -338,10 +398,10 @@ mod tests {
     #[test]
     fn holdout_reads_are_counted_per_leaf() {
         let mut store = Store::in_memory();
-        let n = store.write(|tx| add_holdout_read(tx, "toy", &[ExperimentId(1)], "holdout")).unwrap();
-        assert_eq!(n, 1);
-        let n = store.write(|tx| add_holdout_read(tx, "toy", &[], "checkpoint")).unwrap();
-        assert_eq!(n, 2);
+        let first = store.write(|tx| add_holdout_read(tx, "toy", &[ExperimentId(1)], "holdout")).unwrap();
+        assert_eq!(first.reads, 1);
+        let second = store.write(|tx| add_holdout_read(tx, "toy", &[], "checkpoint")).unwrap();
+        assert_eq!((second.reads, second.id), (2, first.id + 1));
         assert_eq!(holdout_reads(store.conn(), "other").unwrap(), 0);
     }
 }

@@ -452,6 +452,30 @@ END;
         END;
         ",
     ),
+    (
+        "15: what each held-out read found. `holdout_transfers`: per read of
+         the held-out split by `lab holdout` or `lab checkpoint`, the leader it
+         scored, its held-out score and the transfer verdict, so `lab report`
+         and `lab plot` show the leader's held-out score where it was read
+         without reading the split again (a read is counted; showing one is
+         not). A table of its own, chained from its first row, for the reason
+         `gate_sensitivity` is.",
+        r"
+        CREATE TABLE holdout_transfers (
+            read_id              INTEGER PRIMARY KEY REFERENCES holdout_reads (id),
+            leader_experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            holdout              REAL,
+            holdout_gain         REAL,
+            verdict              TEXT
+        );
+        CREATE TRIGGER chain_holdout_transfers AFTER INSERT ON holdout_transfers BEGIN
+    INSERT INTO chain (table_name, row_id, row_sha256, column_digests, prev_hash, hash)
+    SELECT 'holdout_transfers', k, substr(d, 1, 64), substr(d, 66), p, lab_chain_link(p, 'holdout_transfers', k, substr(d, 1, 64))
+    FROM (SELECT CAST(new.read_id AS TEXT) AS k, lab_chain_digest(new.read_id, new.leader_experiment_id, new.holdout, new.holdout_gain, new.verdict) AS d,
+                 coalesce((SELECT hash FROM chain ORDER BY seq DESC LIMIT 1), '') AS p);
+END;
+        ",
+    ),
 ];
 
 pub const LATEST_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -7,13 +7,15 @@
 //! and a worker's whole environment), `policy` (each role's sandbox), `keeper`
 //! (`lab __keeper`: the subreaper that ends a worker's whole tree), `launch`
 //! (one keeper and worker, its pipes, deadline and log cap), `outcome` (why a
-//! worker ended), `progress` (the live stderr line), `requires` (`python.requires`
+//! worker ended), `progress` (the live stderr line), `curve` (what the code
+//! reported, in time, for the views), `requires` (`python.requires`
 //! against the venv, before a run records anything), `prepared` (the verified
 //! cache of the frozen data preparation), `scoring` (outputs against targets),
 //! `probes` (causality probes for language models), `shm` (what workers leave
 //! in `/dev/shm`), `pipeline` (the workers of a smoke or full tier). What is recorded and decided from a tier lives in
 //! `lifecycle`.
 
+pub mod curve;
 pub mod env;
 pub mod keeper;
 pub mod launch;

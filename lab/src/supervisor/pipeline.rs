@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 use serde_json::Map;
 
+use super::curve;
 use super::env::{self, Venv};
 use super::launch::{self, Limits, Supervised};
 use super::outcome::{ExitReason, Outcome, classify};
@@ -395,7 +396,8 @@ fn start(
     }
     let label = format!("{} {}", plan.label, plan.tier.as_str());
     header(host, &format!("{label}: {name} (budget {}, seed {})", text(budget), host.seed));
-    let mut progress = Progress::new(!host.quiet, format!("{label} {name}"), budget);
+    let curve = curve::Recorder::create(&curve::path(plan.dir.root(), name));
+    let mut progress = Progress::new(!host.quiet, format!("{label} {name}"), budget).recording(curve);
     let used = host.log.metadata().map_or(0, |m| m.len());
     let limits = Limits { deadline: Instant::now() + budget, log_bytes: LOG_CAP.saturating_sub(used) };
     let shared = shm::before();

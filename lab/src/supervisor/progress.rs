@@ -1,4 +1,5 @@
-//! Live progress on stderr: elapsed / budget and the last reported metrics.
+//! Live progress on stderr: elapsed / budget and the last reported metrics;
+//! each report also goes to the worker's curve (`curve::Recorder`).
 //!
 //! On a terminal one line is redrawn a few times a second; otherwise (an agent
 //! reading a pipe) a line is printed only when something new was reported, at
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use super::curve::Recorder;
 use super::protocol::{Event, decode_number};
 use crate::output::format_number;
 
@@ -26,15 +28,24 @@ pub struct Progress {
     last: Option<Map<String, Value>>,
     fresh: bool,
     drawn_at: Option<Instant>,
+    curve: Recorder,
 }
 
 impl Progress {
     pub fn new(enabled: bool, label: String, budget: Duration) -> Self {
-        Self { enabled, tty: std::io::stderr().is_terminal(), label, budget, last: None, fresh: false, drawn_at: None }
+        let tty = std::io::stderr().is_terminal();
+        Self { enabled, tty, label, budget, last: None, fresh: false, drawn_at: None, curve: Recorder::none() }
+    }
+
+    /// Also write every report to `curve`.
+    pub fn recording(mut self, curve: Recorder) -> Self {
+        self.curve = curve;
+        self
     }
 
     pub fn event(&mut self, event: &Event) {
         if let Event::Report { metrics } = event {
+            self.curve.report(metrics);
             self.last = Some(metrics.clone());
             self.fresh = true;
         }
@@ -58,8 +69,9 @@ impl Progress {
         self.fresh = false;
     }
 
-    /// Clear the redrawn line before the summary is printed.
+    /// Clear the redrawn line before the summary is printed; write the curve's last point.
     pub fn finish(&mut self) {
+        self.curve.flush();
         if self.enabled && self.tty && self.drawn_at.is_some() {
             eprint!("\r\x1b[2K");
         }

@@ -60,7 +60,8 @@ fn everything(tx: &Transaction<'_>, leaf: &str) -> Result<ExperimentId> {
     };
     gate::add_baseline(tx, &baseline)?;
     gate::seal_holdout(tx, run, e, &metrics(&[("mae", 0.6)]))?;
-    gate::add_holdout_read(tx, leaf, &[e], "holdout")?;
+    let read = gate::add_holdout_read(tx, leaf, &[e], "holdout")?;
+    gate::add_transfer(tx, read, e, (Some(0.6), None), None)?;
     gate::add_archive(tx, e, "discard", "/a")?;
     let submission = Submission {
         leaf: leaf.into(),
@@ -179,5 +180,5 @@ fn a_leaf_is_verified_alone_but_the_chain_whole() {
     assert!(verify(store.conn(), Some("toy")).unwrap().ok, "toy's rows are intact");
     let other = verify(store.conn(), Some("other")).unwrap();
     assert_eq!(findings(&other).len(), 1, "{:?}", findings(&other));
-    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 17)"]);
+    assert_eq!(other.failures(), ["rows: hypotheses 2: title changed since it was recorded (chain entry 18)"]);
 }
