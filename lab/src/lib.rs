@@ -25,6 +25,7 @@ pub mod python;
 pub mod report;
 pub mod root;
 pub mod sandbox;
+pub mod serve;
 pub mod stale;
 pub mod store;
 pub mod submit;

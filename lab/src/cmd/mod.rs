@@ -27,6 +27,7 @@ mod report;
 mod result;
 mod run;
 mod saturation;
+mod serve;
 mod show;
 mod submit;
 mod sweep;
@@ -69,6 +70,7 @@ pub enum Command {
     Saturation(saturation::SaturationArgs),
     Plot(plot::PlotArgs),
     Report(report::ReportArgs),
+    Serve(serve::ServeArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
     Verify(verify::VerifyArgs),
@@ -107,6 +109,7 @@ impl Command {
             Self::Saturation(args) => saturation::run(ctx, args),
             Self::Plot(args) => plot::run(ctx, args),
             Self::Report(args) => report::run(ctx, args),
+            Self::Serve(args) => serve::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
             Self::Verify(args) => verify::run(ctx, args),

@@ -268,7 +268,8 @@ fn checkpoints(dir: &Path, leaf: &str) -> Vec<String> {
     names
 }
 
-fn running(lab: &LabRoot, history: &[HistoryRow]) -> Vec<Running> {
+/// The running experiments among `history`, with their progress.
+pub fn running(lab: &LabRoot, history: &[HistoryRow]) -> Vec<Running> {
     let now = Timestamp::now();
     let running = history.iter().filter(|h| h.status == "running");
     running

@@ -234,6 +234,15 @@ pub(super) fn scoped(leaf: Option<&str>, extra: &str) -> String {
     }
 }
 
+/// A number that changes whenever the research memory does: the chain's last
+/// entry (every record appends one) with the count of running experiments (a
+/// status is not chained). The dashboard polls it.
+pub fn version(conn: &Connection) -> Result<(i64, i64)> {
+    let sql = "SELECT (SELECT coalesce(max(seq), 0) FROM chain),
+                      (SELECT count(*) FROM experiments WHERE status = 'running')";
+    Ok(conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
 /// Counts from the tallies the triggers of migration 2 keep exact: a few rows
 /// per leaf, whatever the number of experiments.
 pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
