@@ -18,6 +18,7 @@ pub mod ids;
 pub mod layout;
 pub mod leaf;
 pub mod lifecycle;
+pub mod mcp;
 pub mod outfile;
 pub mod output;
 pub mod plot;

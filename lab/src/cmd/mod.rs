@@ -20,6 +20,7 @@ mod keeper;
 mod leaves;
 mod lock;
 mod log;
+mod mcp;
 mod new;
 mod plot;
 mod queue;
@@ -74,6 +75,7 @@ pub enum Command {
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
     Verify(verify::VerifyArgs),
+    Mcp(mcp::McpArgs),
     #[command(name = "__keeper", hide = true)]
     Keeper(keeper::KeeperArgs),
     #[command(name = "__worker", hide = true)]
@@ -113,6 +115,7 @@ impl Command {
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
             Self::Verify(args) => verify::run(ctx, args),
+            Self::Mcp(args) => mcp::run(ctx, args),
             Self::Keeper(args) => keeper::run(ctx, args),
             Self::Worker(args) => worker::run(ctx, args),
         }

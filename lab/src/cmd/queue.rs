@@ -33,6 +33,7 @@ pub enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
+    /// The idea, in a few words
     pub title: String,
     /// Why it should work
     #[arg(short = 'm', long)]

@@ -200,7 +200,10 @@ pub fn launch(
     let drain_until = Instant::now() + DRAIN;
     while !events_closed && let Ok(news) = rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
         match news {
-            News::Event(event) => keep(&mut events, event),
+            News::Event(event) => {
+                progress.event(&event);
+                keep(&mut events, event);
+            }
             News::EventsClosed => events_closed = true,
             _ => {}
         }
