@@ -3,7 +3,7 @@
 //! It answers three questions: where the main worktree is (so linked worktrees
 //! share one database), what code an experiment ran (commit, dirty flag, hash of
 //! the working-tree diff), and, for the runner, how to commit or restore exactly a
-//! leaf's mutable files.
+//! leaf's mutable files; for `lab diff`, the diff between two experiments' code.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -254,6 +254,50 @@ pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
         )?;
         text.extend_from_slice(&patch.to_buf()?);
     }
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// The code one experiment ran: the commit it started from and the patch of
+/// its mutable files on top (`candidate.patch`; empty when it changed nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeAt {
+    pub commit: String,
+    pub patch: String,
+}
+
+/// The diff from the code of `a` to the code of `b` under the directory
+/// `under` (a leaf's), in `git diff` format. Read-only: the trees
+/// the patches make are built in memory (a mempack backend takes every object
+/// written through this handle), so the repository gains no object.
+pub fn diff_code(dir: &Path, a: &CodeAt, b: &CodeAt, under: &Path) -> Result<String> {
+    let (repo, workdir) = open_workdir(dir)?;
+    let under = under.canonicalize().unwrap_or_else(|_| under.to_path_buf());
+    let under = under.strip_prefix(&workdir).unwrap_or(Path::new("")).to_path_buf();
+    let _memory = repo.odb()?.add_new_mempack_backend(1000)?;
+    let tree = |code: &CodeAt| -> Result<git2::Tree<'_>> {
+        let commit = repo
+            .find_commit(git2::Oid::from_str(&code.commit)?)
+            .with_context(|| format!("commit {} is not in this repository", code.commit))?;
+        let tree = commit.tree()?;
+        if code.patch.is_empty() {
+            return Ok(tree);
+        }
+        let patch = git2::Diff::from_buffer(code.patch.as_bytes()).context("a candidate.patch does not parse")?;
+        let mut index = repo.apply_to_tree(&tree, &patch, None).context("a candidate.patch does not apply")?;
+        Ok(repo.find_tree(index.write_tree_to(&repo)?)?)
+    };
+    let (old, new) = (tree(a)?, tree(b)?);
+    let mut opts = DiffOptions::new();
+    opts.pathspec(under);
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))?;
+    let mut text = Vec::new();
+    diff.print(DiffFormat::Patch, |_, _, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            text.push(line.origin() as u8);
+        }
+        text.extend_from_slice(line.content());
+        true
+    })?;
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 

@@ -7,6 +7,7 @@ mod blend;
 mod check;
 mod checkpoint;
 mod context;
+mod diff;
 mod doctor;
 mod experiment;
 mod export;
@@ -34,6 +35,7 @@ mod submit;
 mod sweep;
 mod templates;
 mod verify;
+mod watch;
 mod worker;
 
 use anyhow::Result;
@@ -71,6 +73,8 @@ pub enum Command {
     Saturation(saturation::SaturationArgs),
     Plot(plot::PlotArgs),
     Report(report::ReportArgs),
+    Diff(diff::DiffArgs),
+    Watch(watch::WatchArgs),
     Serve(serve::ServeArgs),
     Blend(blend::BlendArgs),
     Submit(submit::SubmitArgs),
@@ -111,6 +115,8 @@ impl Command {
             Self::Saturation(args) => saturation::run(ctx, args),
             Self::Plot(args) => plot::run(ctx, args),
             Self::Report(args) => report::run(ctx, args),
+            Self::Diff(args) => diff::run(ctx, args),
+            Self::Watch(args) => watch::run(ctx, args),
             Self::Serve(args) => serve::run(ctx, args),
             Self::Blend(args) => blend::run(ctx, args),
             Self::Submit(args) => submit::run(ctx, args),
