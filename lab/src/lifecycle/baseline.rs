@@ -90,7 +90,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
     let used: Vec<u64> = records::full_values(store.conn(), leader_id, &metric.name)?.iter().map(|r| r.0).collect();
     let mut seeds = Vec::new();
     let mut next = opts.seed;
-    for _ in 0..repeats {
+    for repeat in 1..=repeats {
         let seed = loop {
             let s = next.unwrap_or_else(|| u64::from(rand::random::<u32>()));
             next = next.map(|n| n + 1);
@@ -106,7 +106,7 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
             tier: Tier::Full,
             budget: opts.budget.unwrap_or(leaf.manifest.budget.full),
             dir: tier,
-            label: format!("{leader_id} baseline"),
+            label: format!("{leader_id} baseline {repeat}/{repeats}"),
         };
         let result = run_tier(&host, &plan)?;
         let row = new_run(leader_id, &result, seed, &lock_sha256, &host.snapshot, &log_path, &packages);

@@ -1,13 +1,16 @@
 //! Live progress on stderr: elapsed / budget and the last reported metrics;
 //! each report also goes to the worker's curve (`curve::Recorder`).
 //!
-//! On a terminal one line is redrawn a few times a second; otherwise (an agent
-//! reading a pipe) a line is printed only when something new was reported, at
-//! most every [`PIPE_EVERY`], so logs stay short. `--quiet` disables it.
+//! On a terminal one line is redrawn a few times a second (an indicatif
+//! spinner, cleared at the end); otherwise (an agent reading a pipe, an MCP
+//! client relaying stderr) a line is printed only when something new was
+//! reported, at most every [`PIPE_EVERY`], so logs stay short. `--quiet`
+//! disables both.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value};
 
 use super::curve::Recorder;
@@ -22,7 +25,8 @@ const WIDTH: usize = 100;
 #[derive(Debug)]
 pub struct Progress {
     enabled: bool,
-    tty: bool,
+    /// The redrawn line, on a terminal only.
+    bar: Option<ProgressBar>,
     label: String,
     budget: Duration,
     last: Option<Map<String, Value>>,
@@ -33,8 +37,14 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(enabled: bool, label: String, budget: Duration) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        Self { enabled, tty, label, budget, last: None, fresh: false, drawn_at: None, curve: Recorder::none() }
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self { enabled, bar, label, budget, last: None, fresh: false, drawn_at: None, curve: Recorder::none() }
     }
 
     /// Also write every report to `curve`.
@@ -56,15 +66,18 @@ impl Progress {
             return;
         }
         let due = |every| self.drawn_at.is_none_or(|t: Instant| t.elapsed() >= every);
-        if self.tty && due(TTY_EVERY) {
-            let line = self.line(elapsed);
-            eprint!("\r\x1b[2K{line}");
-        } else if !self.tty && self.fresh && due(PIPE_EVERY) {
+        if let Some(bar) = &self.bar {
+            if due(TTY_EVERY) {
+                bar.set_message(self.line(elapsed));
+                bar.tick();
+            } else {
+                return;
+            }
+        } else if self.fresh && due(PIPE_EVERY) {
             eprintln!("{}", self.line(elapsed));
         } else {
             return;
         }
-        let _ = std::io::stderr().flush();
         self.drawn_at = Some(Instant::now());
         self.fresh = false;
     }
@@ -72,8 +85,8 @@ impl Progress {
     /// Clear the redrawn line before the summary is printed; write the curve's last point.
     pub fn finish(&mut self) {
         self.curve.flush();
-        if self.enabled && self.tty && self.drawn_at.is_some() {
-            eprint!("\r\x1b[2K");
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 
