@@ -105,7 +105,7 @@ pub struct Running {
 }
 
 /// The views of the leaves named (every leaf of the lab when none is), in
-/// name order; a leaf whose leaf.yaml does not load is left out with a warning.
+/// name order; a leaf that cannot be shown is left out with a warning.
 pub fn views(lab: &LabRoot, store: &Store, named: Option<&Leaf>) -> Result<Vec<LeafView>> {
     if let Some(leaf) = named {
         return Ok(vec![leaf_view(lab, store, leaf)?]);
@@ -113,9 +113,10 @@ pub fn views(lab: &LabRoot, store: &Store, named: Option<&Leaf>) -> Result<Vec<L
     let found = discover::discover(&lab.leaves_dir());
     let mut views = Vec::new();
     for f in &found.leaves {
-        match &f.leaf {
-            Ok(leaf) => views.push(leaf_view(lab, store, leaf)?),
-            Err(e) => eprintln!("warning: leaf `{}` left out: {e}", f.name()),
+        // One leaf that cannot be shown (a broken manifest, a missing input) leaves the others shown.
+        match f.leaf.as_ref().map_err(|e| anyhow::anyhow!("{e}")).and_then(|leaf| leaf_view(lab, store, leaf)) {
+            Ok(view) => views.push(view),
+            Err(e) => eprintln!("warning: leaf `{}` left out: {e:#}", f.name()),
         }
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
