@@ -43,6 +43,8 @@ const DISCARDED: RGBColor = RGBColor(0x99, 0x99, 0x99);
 const CRASHED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 const BEST: RGBColor = RGBColor(0x1f, 0x5f, 0xbf);
 const HOLDOUT: RGBColor = RGBColor(0x8e, 0x44, 0xad);
+/// The share of the y range above the highest value, where the legend sits.
+const LEGEND_ROOM: f64 = 0.25;
 /// Characters of a hypothesis title shown beside its kept point.
 const LABEL: usize = 28;
 
@@ -50,6 +52,8 @@ const LABEL: usize = 28;
 pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point], overlay: &Overlay) -> Result<String> {
     let extra = overlay.band.into_iter().flat_map(|(a, b)| [a, b]).chain(overlay.holdout.iter().map(|h| h.1));
     let (low, high) = range(points.iter().filter_map(|p| p.value).chain(extra));
+    // The top fifth is left to the legend, so it never hides a point.
+    let high = high + (high - low) * LEGEND_ROOM;
     let n = points.len().max(1) as f64;
     let mut svg = String::new();
     {
@@ -107,7 +111,13 @@ pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point], over
             Some(Text::new(format!("{} {title}", p.experiment), (at(i), value), ("sans-serif", 12)))
         });
         chart.draw_series(labels).map_err(draw)?;
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(draw)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw)?;
         root.present().map_err(draw)?;
     }
     Ok(svg)
@@ -171,7 +181,13 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if values.is_empty() {
         return (0.0, 1.0);
     }
-    let pad = if max > min { (max - min) * 0.08 } else { min.abs().max(1.0) * 0.05 };
+    let pad = if max > min {
+        (max - min) * 0.08
+    } else if min != 0.0 {
+        min.abs() * 0.05
+    } else {
+        0.05
+    };
     (min - pad, max + pad)
 }
 
