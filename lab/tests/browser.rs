@@ -1,4 +1,4 @@
-//! `lab report` in a real headless browser: lab/tests/browser/check_page.py
+//! `lab report` and `lab serve` in a real headless browser: lab/tests/browser/check_page.py
 //! opens the page in Debian's `chromium-headless-shell` (installed by
 //! `scripts/setup-browser`), collects console errors, and counts each chart's
 //! marks in a screenshot. The page loads clean, every chart is drawn, and the
@@ -16,11 +16,21 @@ use common::{TestLab, lab_with, repo_root};
 use serde_json::{Value, json};
 
 #[test]
-fn the_report_loads_clean_and_draws_one_mark_per_experiment() {
+fn the_report_and_the_dashboard_load_clean_and_draw_one_mark_per_experiment() {
     let lab = research();
     let report = lab.json(&["report"]);
-    let (code, page, stderr) = check_page(&file_url(Path::new(report["path"].as_str().unwrap())));
-    assert_eq!(code, Some(0), "{stderr}\n{page:#}");
+    assert_page_shows_the_records(&lab, &file_url(Path::new(report["path"].as_str().unwrap())));
+    let server = common::Server::start(&lab);
+    assert_page_shows_the_records(&lab, &format!("http://{}/", server.addr));
+    let expected = marks_recorded(&lab);
+    assert_eq!(expected["exact"], BTreeMap::from([("crashed", 1), ("discarded", 1), ("kept", 3)]), "{expected:?}");
+    assert_eq!(expected["crash"], BTreeMap::from([("crashed", 1), ("discarded", 1), ("kept", 1)]), "{expected:?}");
+}
+
+/// The page at `url` loads without a console error and each chart's marks are the lab's records.
+fn assert_page_shows_the_records(lab: &TestLab, url: &str) {
+    let (code, page, stderr) = check_page(url);
+    assert_eq!(code, Some(0), "{url}: {stderr}\n{page:#}");
     assert_eq!(page["console_errors"], json!([]), "{page:#}");
     let expected = marks_recorded(&lab);
     let figures = page["figures"].as_array().unwrap();
@@ -33,8 +43,6 @@ fn the_report_loads_clean_and_draws_one_mark_per_experiment() {
         assert_eq!(figure["experiments"], finished, "{leaf}: the page's own count is the lab's: {page:#}");
         assert_eq!(figure["marks"], json!(marks), "{leaf}: the picture's marks are the lab's records: {page:#}");
     }
-    assert_eq!(expected["exact"], BTreeMap::from([("crashed", 1), ("discarded", 1), ("kept", 3)]), "{expected:?}");
-    assert_eq!(expected["crash"], BTreeMap::from([("crashed", 1), ("discarded", 1), ("kept", 1)]), "{expected:?}");
 }
 
 #[test]

@@ -7,35 +7,13 @@ mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestLab, lab_with, require_venv};
-
-/// A running `lab serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(lab: &TestLab) -> Server {
-    let mut child = lab.std_cmd_in(lab.root(), &["serve", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("http://").and_then(|a| a.strip_suffix('/')).unwrap().to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "loopback only: {line}");
-    Server { child, addr }
-}
+use common::{lab_with, require_venv};
 
 /// One HTTP/1.1 request; the status line and the body.
-fn request(server: &Server, method: &str, path: &str, host: &str) -> (String, String) {
+fn request(server: &common::Server, method: &str, path: &str, host: &str) -> (String, String) {
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
@@ -50,7 +28,7 @@ fn the_dashboard_is_live_read_only_and_loopback_only() {
     require_venv();
     let lab = lab_with(&["ok", "slow"]);
     lab.ok(&["run", "ok", "--decide", "--no-smoke", "-q"]);
-    let server = serve(&lab);
+    let server = common::Server::start(&lab);
     let host = server.addr.clone();
     let (status, html) = request(&server, "GET", "/", &host);
     assert!(status.contains("200"), "{status}");

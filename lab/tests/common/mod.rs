@@ -281,3 +281,30 @@ pub fn praxlab_db(path: &Path) {
     )
     .unwrap();
 }
+
+/// A running `lab serve --port 0` on a test lab, stopped when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(lab: &TestLab) -> Self {
+        use std::io::BufRead as _;
+        let mut cmd = lab.std_cmd_in(lab.root(), &["serve", "--port", "0"]);
+        let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("http://").and_then(|a| a.strip_suffix('/')).unwrap_or_default();
+        assert!(addr.starts_with("127.0.0.1:"), "loopback only: {line:?}");
+        Self { child, addr: addr.to_owned() }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
