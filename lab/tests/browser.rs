@@ -32,7 +32,7 @@ fn assert_page_shows_the_records(lab: &TestLab, url: &str) {
     let (code, page, stderr) = check_page(url);
     assert_eq!(code, Some(0), "{url}: {stderr}\n{page:#}");
     assert_eq!(page["console_errors"], json!([]), "{page:#}");
-    let expected = marks_recorded(&lab);
+    let expected = marks_recorded(lab);
     let figures = page["figures"].as_array().unwrap();
     assert_eq!(figures.len(), expected.len(), "a chart per leaf: {page:#}");
     for figure in figures {

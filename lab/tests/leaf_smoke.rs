@@ -69,3 +69,44 @@ fn every_real_leaf_passes_its_smoke_tier() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// admet-pxr ships the challenge's labelled training file in the leaf: model
+/// code that goes looking for it (by the leaf directory, by the lab root, or
+/// in its own copy of the leaf) finds nothing to read, and the run that tried
+/// is recorded as the crash it is, never a score.
+#[test]
+fn the_pxr_labels_shipped_in_the_leaf_are_out_of_the_model_code_s_reach() {
+    require_venv();
+    let lab = TestLab::new();
+    lab.git(&["init", "-q"]);
+    copy_dir(&repo_root().join("leaves/admet-pxr"), &lab.path("leaves/admet-pxr"));
+    let cheat = r#"
+import csv, os
+from pathlib import Path
+
+def predict(lab, train, inputs):
+    here = Path(__file__).resolve().parent
+    assert not (here / "data" / "pxr-challenge_TRAIN.csv").exists(), "the code's copy holds the labels"
+    root = here.parents[3]  # <root>/.lab/runs/eN/code: the lab root, where the leaf really lives
+    refused = []
+    for path in (Path(lab.leaf_dir()) / "data" / "pxr-challenge_TRAIN.csv",
+                 root / "leaves" / "admet-pxr" / "data" / "pxr-challenge_TRAIN.csv"):
+        try:
+            with open(path) as f:
+                rows = {r["SMILES"]: float(r["pEC50"]) for r in csv.DictReader(f)}
+            return {s: [rows[m] for m in x] for s, x in inputs.items()}
+        except OSError as e:
+            refused.append(f"{path}: {type(e).__name__}")
+    raise RuntimeError("refused: " + "; ".join(refused))
+"#;
+    std::fs::write(lab.path("leaves/admet-pxr/model.py"), cheat).unwrap();
+    lab.git(&["add", "-A"]);
+    lab.git(&["commit", "-qm", "a model that reads the answers"]);
+    let out = lab.cmd(&["run", "admet-pxr", "--smoke", "--json", "-q"]).output().unwrap();
+    let summary: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(out.status.code(), Some(4), "the read is refused and the run crashes: {summary:#}");
+    let traceback = summary["traceback"].as_str().unwrap_or_default();
+    let leaf = lab.path("leaves/admet-pxr/data/pxr-challenge_TRAIN.csv").canonicalize().unwrap();
+    assert!(traceback.contains(&format!("{}: PermissionError", leaf.display())), "the real file: {summary:#}");
+    assert!(!traceback.contains("the code's copy holds the labels"), "{summary:#}");
+}

