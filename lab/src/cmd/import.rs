@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::ctx::Ctx;
@@ -51,12 +52,21 @@ pub fn run(ctx: &Ctx, command: ImportCommand) -> Result<()> {
     let bytes = transfer::read_source(&full, what)?;
     let sha256 = fingerprint::sha256_hex(&bytes);
     let source = imports::Source { format, path: &shown, sha256: &sha256, leaf: leaf.as_deref() };
+    // Progress on a terminal only (indicatif hides a bar whose stderr is not one).
+    let bar = if format == "praxlab" {
+        ProgressBar::new_spinner().with_style(style("{spinner} importing: {pos} hypotheses and experiments"))
+    } else {
+        let rows = bytes.iter().filter(|&&b| b == b'\n').count().saturating_sub(1);
+        ProgressBar::new(rows as u64).with_style(style("importing {bar:40} {pos}/{len} rows"))
+    };
+    let tick = || bar.inc(1);
     let outcome = store.write(|tx| {
         imports::once(tx, &source, |tx| match format {
-            "praxlab" => transfer::import_praxlab(tx, &full),
-            _ => transfer::import_results_tsv(tx, bytes.as_slice(), leaf.as_deref(), &shown),
+            "praxlab" => transfer::import_praxlab(tx, &full, &tick),
+            _ => transfer::import_results_tsv(tx, bytes.as_slice(), leaf.as_deref(), &shown, &tick),
         })
     })?;
+    bar.finish_and_clear();
     let (imported, earlier) = match outcome {
         Outcome::Imported(imported) => {
             eprintln!(
@@ -85,4 +95,8 @@ pub fn run(ctx: &Ctx, command: ImportCommand) -> Result<()> {
     });
     output::answer(as_json, &answer, || {})?;
     Ok(())
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }

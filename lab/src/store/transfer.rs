@@ -50,11 +50,15 @@ pub fn read_source(path: &Path, what: &str) -> Result<Vec<u8>, LabError> {
 pub const RESULTS_TSV_HEADER: [&str; 5] = ["commit", "val_bpb", "memory_gb", "status", "description"];
 
 /// Read autoresearch's results.tsv into new hypotheses, experiments and results.
+/// Called once per row an import records (the command's progress bar).
+pub type Tick<'a> = &'a dyn Fn();
+
 pub fn import_results_tsv(
     tx: &Transaction<'_>,
     input: impl Read,
     leaf: Option<&str>,
     source: &str,
+    tick: Tick<'_>,
 ) -> Result<Imported> {
     let mut reader = csv::ReaderBuilder::new().delimiter(b'\t').quoting(false).flexible(false).from_reader(input);
     let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
@@ -114,6 +118,7 @@ pub fn import_results_tsv(
         imported.hypotheses += 1;
         imported.experiments += 1;
         imported.results += 1;
+        tick();
     }
     Ok(imported)
 }

@@ -62,8 +62,8 @@ const TABLES: [Table; 3] = [
     },
 ];
 
-/// Import a PraxLab `experiments.db` at `path`.
-pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
+/// Import a PraxLab `experiments.db` at `path`; `tick` after each hypothesis and experiment.
+pub fn import_praxlab(tx: &Transaction<'_>, path: &Path, tick: super::Tick<'_>) -> Result<Imported> {
     let src = Db::open(path)?;
     src.check_layout(tx)?;
     let mut imported = Imported::default();
@@ -94,6 +94,7 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
         .with_context(|| format!("PraxLab hypothesis `{old}`"))?;
         new_ids.insert(old, id);
         imported.hypotheses += 1;
+        tick();
     }
     let results: HashMap<String, Vec<Option<String>>> = src
         .select(
@@ -133,6 +134,7 @@ pub fn import_praxlab(tx: &Transaction<'_>, path: &Path) -> Result<Imported> {
             },
         )?;
         imported.experiments += 1;
+        tick();
         let Some(result) = results.get(&old) else { continue };
         records::add_result(tx, &src.result(experiment, &old, result)?, false)?;
         imported.results += 1;
