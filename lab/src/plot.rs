@@ -12,6 +12,7 @@
 //! a chart with no value at all still draws its crashes on a unit axis.
 
 use anyhow::{Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::gate::Goal;
@@ -111,13 +112,7 @@ pub fn progress_svg(leaf: &str, metric: &str, goal: Goal, points: &[Point], over
             Some(Text::new(format!("{} {title}", p.experiment), (at(i), value), ("sans-serif", 12)))
         });
         chart.draw_series(labels).map_err(draw)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw)?;
+        legend(&mut chart)?;
         root.present().map_err(draw)?;
     }
     Ok(svg)
@@ -161,12 +156,7 @@ pub fn curves_svg(experiment: &str, curves: &[(String, Vec<Line>)]) -> Result<St
                     .label(label.clone())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(draw)?;
+            legend(&mut chart)?;
         }
         root.present().map_err(draw)?;
     }
@@ -209,6 +199,19 @@ fn running_best(goal: Goal, points: &[Point]) -> Vec<Vec<(f64, f64)>> {
         path.push((next, v));
     }
     if path.is_empty() { Vec::new() } else { vec![path] }
+}
+
+/// The series' legend in the upper right, where the y range leaves room for it.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw)
 }
 
 fn draw<E: std::fmt::Debug>(e: E) -> anyhow::Error {
