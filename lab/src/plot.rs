@@ -140,6 +140,7 @@ pub fn curves_svg(experiment: &str, curves: &[(String, Vec<Line>)]) -> Result<St
             let xs = lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
             let t = xs.fold(0.0_f64, f64::max).max(1e-3);
             let (low, high) = range(lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+            let high = high + (high - low) * LEGEND_ROOM;
             let mut chart = ChartBuilder::on(&area)
                 .margin(12)
                 .x_label_area_size(30)
