@@ -5,7 +5,7 @@
 //! leader that the gate cannot tell from it, and the leader's held-out score
 //! where the split was read. Pure: points in, SVG text out; the goal decides
 //! which way "best" runs. Also the training curves of one experiment
-//! ([`curves_svg`]).
+//! ([`curves_svg`]), and either as PNG ([`png_of_svg`], resvg).
 //!
 //! Invariants: every point is drawn once (a crash, which has no value, sits on
 //! the chart's floor as a cross), so the picture's marks count the experiments;
@@ -202,6 +202,25 @@ fn running_best(goal: Goal, points: &[Point]) -> Vec<Vec<(f64, f64)>> {
     if path.is_empty() { Vec::new() } else { vec![path] }
 }
 
+/// The PNG of a chart's SVG, rasterised by resvg at the SVG's size. Its text
+/// needs a sans-serif font of the system (DejaVu or Liberation, as Debian
+/// ships); without one the picture is drawn without its words.
+pub fn png_of_svg(svg: &str) -> Result<Vec<u8>> {
+    let mut options = resvg::usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    let families: Vec<String> = fonts.faces().flat_map(|f| f.families.iter().map(|(name, _)| name.clone())).collect();
+    if let Some(sans) = ["DejaVu Sans", "Liberation Sans"].into_iter().find(|f| families.iter().any(|n| n == f)) {
+        fonts.set_sans_serif_family(sans);
+    }
+    let tree = resvg::usvg::Tree::from_str(svg, &options).map_err(|e| anyhow!("cannot read the chart's SVG: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| anyhow!("the chart has no area to draw on"))?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| anyhow!("cannot encode the chart as PNG: {e}"))
+}
+
 /// The series' legend in the upper right, where the y range leaves room for it.
 fn legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
@@ -258,6 +277,18 @@ mod tests {
         assert_eq!(drawn, 2 * 2, "a line per tier and its legend mark (axes are thinner): {svg}");
         assert!(svg.contains("smoke train") && svg.contains("full train"), "{svg}");
         assert!(curves_svg("e3", &[]).unwrap().starts_with("<svg"), "no report is a valid picture");
+    }
+
+    #[test]
+    fn a_png_is_the_svg_rasterised_at_its_size() {
+        let svg =
+            progress_svg("leaf", "loss", Goal::Minimize, &[point("keep", Some(1.0))], &Overlay::default()).unwrap();
+        let png = png_of_svg(&svg).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let (width, height) =
+            (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+        assert_eq!((width, height), SIZE);
+        assert!(png_of_svg("<svg").is_err(), "malformed SVG is an error, not a panic");
     }
 
     #[test]

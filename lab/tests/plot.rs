@@ -29,7 +29,10 @@ fn the_progress_chart_draws_every_finished_experiment_once() {
     assert_eq!(svg.matches("<circle").count(), 2, "the keep and the discard; the crash is a cross");
     assert!(svg.contains("ok: loss (minimize), 3 experiments"), "{svg}");
 
-    assert!(lab.fails(&["plot", "ok", "-o", "chart.png"], 2).contains("lab plot writes SVG only"));
+    lab.ok(&["plot", "ok", "-o", "chart.png"]);
+    let png = std::fs::read(lab.path("chart.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG of the same chart");
+    assert!(lab.fails(&["plot", "ok", "-o", "chart.pdf"], 2).contains("lab plot writes SVG or PNG"));
     std::os::unix::fs::symlink("/dev/null", lab.path("link.svg")).unwrap();
     assert!(lab.fails(&["plot", "ok", "-o", "link.svg"], 2).contains("is a symbolic link"));
 }

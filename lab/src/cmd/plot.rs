@@ -1,4 +1,4 @@
-//! `lab plot [LEAF] [-o FILE.svg] [--metric NAME] [--experiment eN]`: the
+//! `lab plot [LEAF] [-o FILE.svg|.png] [--metric NAME] [--experiment eN]`: the
 //! leaf's progress chart, or one experiment's training curves.
 
 use std::path::PathBuf;
@@ -23,8 +23,8 @@ use clap::Args;
 /// read it. Smoke checks are left out. With `--experiment`: that
 /// experiment's training curves from what its code reported (`lab.report`),
 /// one panel per metric, smoke and full tiers as separate lines. Drawn in
-/// Rust, no Python. Exit 2 when there is nothing to plot, or the output is
-/// not a `.svg` path.
+/// Rust, no Python (a `.png` is the SVG rasterised by resvg). Exit 2 when
+/// there is nothing to plot, or the output is neither a `.svg` nor a `.png` path.
 #[derive(Debug, Args)]
 pub struct PlotArgs {
     /// The leaf, by name or directory (default: the leaf containing the working directory)
@@ -49,11 +49,15 @@ pub fn run(ctx: &Ctx, args: PlotArgs) -> Result<()> {
         }
     };
     let path = ctx.cwd.join(args.output.unwrap_or_else(|| PathBuf::from(default)));
-    if path.extension().is_none_or(|e| e != "svg") {
-        return Err(LabError::usage(format!("`{}`: lab plot writes SVG only", path.display()))
-            .hint("name a file ending in .svg")
-            .into());
-    }
+    let png = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => false,
+        Some("png") => true,
+        _ => {
+            return Err(LabError::usage(format!("`{}`: lab plot writes SVG or PNG", path.display()))
+                .hint("name a file ending in .svg or .png")
+                .into());
+        }
+    };
     let (svg, said) = match args.experiment {
         Some(e) => curves(&lab, &store, e)?,
         None => {
@@ -70,7 +74,8 @@ pub fn run(ctx: &Ctx, args: PlotArgs) -> Result<()> {
             (svg, format!("{} experiments of `{}`{note}", points.len(), leaf.name()))
         }
     };
-    outfile::write(&path, |file| Ok(file.write_all(svg.as_bytes())?))?;
+    let bytes = if png { plot::png_of_svg(&svg)? } else { svg.into_bytes() };
+    outfile::write(&path, |file| Ok(file.write_all(&bytes)?))?;
     eprintln!("plotted {said} to {}", path.display());
     Ok(())
 }
