@@ -14,13 +14,16 @@
 //! .lab/runs/e<N>/<tier>/<worker>.json   a worker's spec; <worker>.tmp/ its private temporary directory
 //! .lab/runs/e<N>/<tier>/<worker>.curve.jsonl  what its code reported with `lab.report`, in time (display only)
 //! .lab/data/<leaf>/<key>/               data prepared by the frozen `data` (train.pkl, eval/, targets/, prepared.json)
+//! .lab/memo/<leaf>/<key>/               `lab.memo` entries of the mutable code, per comparability key and tier
 //! .lab/checkpoints/<name>.md            `lab checkpoint`
 //! .lab/submissions/<leaf>/              `lab submit`
 //! ```
 //!
 //! Invariant: code under judgement can read only its own inputs and write only
-//! its own tier's `artifact/` or `out/` and its temporary directory; the
-//! sandbox policies are built from these paths (`supervisor::policy`).
+//! its own tier's `artifact/` or `out/`, its temporary directory and (in
+//! `predict` and `train`) its leaf's memo for its key and tier, which nothing
+//! the harness trusts reads; the sandbox policies are built from these paths
+//! (`supervisor::policy`).
 
 use std::path::{Path, PathBuf};
 
@@ -57,9 +60,18 @@ impl Layout {
 
     /// Prepared data of `leaf` under comparability key `key` (its first 16 hex digits), per tier.
     pub fn prepared(&self, leaf: &str, key: &str, smoke: bool) -> PreparedDir {
-        let short = &key[..key.len().min(16)];
-        let name = if smoke { format!("{short}-smoke") } else { short.to_owned() };
-        PreparedDir { root: self.dir.join("data").join(leaf).join(name) }
+        PreparedDir { root: self.dir.join("data").join(leaf).join(keyed(key, smoke)) }
+    }
+
+    /// Every `lab.memo` entry of `leaf` (what the harness prunes to its cap).
+    pub fn memo_root(&self, leaf: &str) -> PathBuf {
+        self.dir.join("memo").join(leaf)
+    }
+
+    /// The memo the mutable code of `leaf` reads and writes under key `key` in one tier: named like
+    /// its prepared data, since every run that reads it was handed the same inputs.
+    pub fn memo(&self, leaf: &str, key: &str, smoke: bool) -> PathBuf {
+        self.memo_root(leaf).join(keyed(key, smoke))
     }
 
     pub fn checkpoints(&self) -> PathBuf {
@@ -69,6 +81,12 @@ impl Layout {
     pub fn submissions(&self, leaf: &str) -> PathBuf {
         self.dir.join("submissions").join(leaf)
     }
+}
+
+/// A directory name for a comparability key (its first 16 hex digits) and tier.
+fn keyed(key: &str, smoke: bool) -> String {
+    let short = &key[..key.len().min(16)];
+    if smoke { format!("{short}-smoke") } else { short.to_owned() }
 }
 
 /// `.lab/runs/e<N>/`.

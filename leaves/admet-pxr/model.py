@@ -163,32 +163,33 @@ def _features(lab, smiles, inputs):
     """Feature matrices for train and each input split, each molecule featurized once."""
     everything = sorted(set(smiles + [s for x in inputs.values() for s in x]))
     start = time.time()
-    table = dict(zip(everything, _featurize(everything)))
+    table = dict(zip(everything, lab.memo(_featurize, everything)))
     lab.report(featurized=len(everything), featurize_s=round(time.time() - start, 2))
     X = np.stack([table[s] for s in smiles])
     by_split = {name: np.stack([table[s] for s in x]) for name, x in inputs.items()}
     return X, by_split
 
 
-def _featurize(smiles):
+def _featurize(smi):
+    """One molecule's row: Morgan counts, then the DESCRIPTORS. Called through
+    lab.memo, which keys it by this code, what it reads (MORGAN_*, DESCRIPTORS,
+    _descriptor) and the SMILES: a later run with the same features reads the
+    row back instead of computing it; an edit here or to those constants is a
+    new key."""
     from rdkit import Chem, RDLogger
     from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
     RDLogger.DisableLog("rdApp.*")
+    mol = Chem.MolFromSmiles(smi)
     morgan = rdFingerprintGenerator.GetMorganGenerator(radius=MORGAN_RADIUS, fpSize=MORGAN_BITS)
-    table = dict(Descriptors._descList)
-    chosen = [table[name] for name in DESCRIPTORS] if DESCRIPTORS != "all" else None
-    rows = []
-    for smi in smiles:
-        mol = Chem.MolFromSmiles(smi)
-        if chosen is None:
-            values = list(Descriptors.CalcMolDescriptors(mol, missingVal=np.nan).values())
-        else:
-            values = [_descriptor(fn, mol) for fn in chosen]
-        row = np.concatenate([morgan.GetCountFingerprintAsNumPy(mol), np.asarray(values, dtype=np.float64)])
-        # A few descriptors (Ipc) overflow float32; trees only need the order.
-        rows.append(np.clip(np.nan_to_num(row, nan=0.0, posinf=1e30, neginf=-1e30), -1e30, 1e30).astype(np.float32))
-    return rows
+    if DESCRIPTORS == "all":
+        values = list(Descriptors.CalcMolDescriptors(mol, missingVal=np.nan).values())
+    else:
+        table = dict(Descriptors._descList)
+        values = [_descriptor(table[name], mol) for name in DESCRIPTORS]
+    row = np.concatenate([morgan.GetCountFingerprintAsNumPy(mol), np.asarray(values, dtype=np.float64)])
+    # A few descriptors (Ipc) overflow float32; trees only need the order.
+    return np.clip(np.nan_to_num(row, nan=0.0, posinf=1e30, neginf=-1e30), -1e30, 1e30).astype(np.float32)
 
 
 def _descriptor(fn, mol):
@@ -267,7 +268,7 @@ def _chemprop(lab, smiles, y, inputs):
 def _extra_descriptors(lab, smiles, inputs):
     """The DESCRIPTORS of every molecule (the tree models' features past the Morgan counts)."""
     everything = sorted(set(smiles + [s for x in inputs.values() for s in x]))
-    return {s: row[MORGAN_BITS:].astype(np.float64) for s, row in zip(everything, _featurize(everything))}
+    return {s: row[MORGAN_BITS:].astype(np.float64) for s, row in zip(everything, lab.memo(_featurize, everything))}
 
 
 def _get(extra, smi):

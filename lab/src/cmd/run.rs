@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// No live progress on stderr
     #[arg(short, long)]
     pub quiet: bool,
+    /// lab.memo reads and writes nothing: every item is computed (rerun a suspicious result cold)
+    #[arg(long)]
+    pub no_memo: bool,
     /// The seed handed to the leaf as lab.seed() (default: random, recorded)
     #[arg(long)]
     pub seed: Option<u64>,
@@ -77,6 +80,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<()> {
         message: args.message,
         seed: args.seed,
         quiet: args.quiet,
+        no_memo: args.no_memo,
     };
     let summary = lifecycle::run(&lab, &mut store, options)?;
     output::answer(args.json, &summary, || print_summary(&summary))?;

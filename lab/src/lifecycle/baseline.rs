@@ -27,6 +27,7 @@ use crate::store::Store;
 use crate::store::gate::{self as records, Baseline};
 use crate::store::records::now;
 use crate::store::runs::{self, Tier};
+use crate::supervisor::memo::Memo;
 use crate::supervisor::pipeline::{TierPlan, run_tier};
 use crate::supervisor::{env, requires};
 
@@ -101,7 +102,8 @@ pub fn baseline(lab: &LabRoot, store: &mut Store, opts: BaselineOptions) -> Resu
         seeds.push(seed);
         let tier = run_dir.tier(&format!("baseline-{seed}"));
         let snapshot = snapshot::take(&leaf, &tier.root().join("code"), &tier.root().join("frozen"))?;
-        let host = host(lab, &leaf, &run_dir, &compared, snapshot, opts.quiet, seed, &log_path)?;
+        let host =
+            host(lab, &leaf, &run_dir, &compared, snapshot, opts.quiet, seed, &log_path, Some(Memo::new(&packages)))?;
         let plan = TierPlan {
             tier: Tier::Full,
             budget: opts.budget.unwrap_or(leaf.manifest.budget.full),

@@ -57,6 +57,7 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
             ..Default::default()
         }),
         file_limit: FILE_CAP,
+        memo: None,
     };
     let spec_path = scratch.path().join("doctor.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;

@@ -36,6 +36,7 @@ use crate::store::records::{self, Metrics, NewResult, Verdict};
 use crate::store::runs::{self, Leader, MetricSource, RunFile, Tier};
 use crate::store::{Store, chain};
 use crate::supervisor::env;
+use crate::supervisor::memo::Memo;
 use crate::supervisor::outcome::ExitReason;
 use crate::supervisor::pipeline::{Host, TierPlan, TierRun, run_tier};
 use crate::supervisor::policy;
@@ -54,6 +55,8 @@ pub struct RunOptions {
     pub message: Option<String>,
     pub seed: Option<u64>,
     pub quiet: bool,
+    /// `--no-memo`: `lab.memo` reads and writes nothing (a cold run, to rerun a suspicious result).
+    pub no_memo: bool,
 }
 
 /// What `lab run` prints (and `--json` serialises).
@@ -199,8 +202,9 @@ fn execute(lab: &LabRoot, store: &mut Store, opts: &RunOptions, job: &Job) -> Re
     let (leaf, experiment) = (&job.leaf, job.experiment);
     let layout = lab.layout();
     let run_dir = layout.run(experiment);
+    let memo = (!opts.no_memo).then(|| Memo::new(&job.packages));
     let mut host =
-        host(lab, leaf, &run_dir, &job.compared, job.snapshot.clone(), opts.quiet, job.seed, &run_dir.log())?;
+        host(lab, leaf, &run_dir, &job.compared, job.snapshot.clone(), opts.quiet, job.seed, &run_dir.log(), memo)?;
     let mut last: Option<TierRun> = None;
     for &(tier, budget) in &job.tiers {
         let result = run_tier(&host, &tier_plan(job, &run_dir, tier, budget, tier.as_str()))?;
@@ -273,6 +277,7 @@ pub(super) fn host(
     quiet: bool,
     seed: u64,
     log_path: &Path,
+    memo: Option<Memo>,
 ) -> Result<Host> {
     let venv = env::find_venv(Some(&lab.dir))?;
     let module_dir = env::write_child_module(&run_dir.python_module())?;
@@ -294,6 +299,7 @@ pub(super) fn host(
         inputs: compared.inputs.clone(),
         key: compared.key.clone(),
         sandboxed: std::env::var("LAB_SANDBOX").map_or(true, |v| v != "off"),
+        memo,
         log,
         log_path: log_path.to_path_buf(),
     })

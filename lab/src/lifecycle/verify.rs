@@ -193,6 +193,7 @@ fn frozen_rescore(
         inputs: Vec::new(),
         key: String::new(),
         sandboxed: true,
+        memo: None,
         log: std::fs::File::create(&log_path)?,
         log_path,
     };

@@ -4,7 +4,8 @@ returned, and write it where the supervisor reads it. Embedded in the lab binary
 metric. Files written for the supervisor are .npy (never pickled: the supervisor
 and frozen scorers never unpickle what code under judgement produced) or JSON.
 Pickles exist only where frozen code wrote them (prepared inputs) or where the
-same code reads them back (the trained object of a mutable infer).
+same code reads them back (the trained object of a mutable infer). `lab.memo`'s
+entries are .npy files that only code under judgement reads (never pickles).
 """
 
 import importlib
@@ -244,3 +245,153 @@ def score(lab, score_fn, splits, out):
             lists[str(name)] = [v if math.isfinite(v) else str(v) for v in values]
         with open(os.path.join(out, split + ".json"), "w") as f:
             json.dump(lists, f)
+
+
+# ---------------------------------------------------------------- lab.memo
+
+# Values whose repr is their whole identity.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def memo(fn, items, directory, salt, leaf):
+    """lab.memo(fn, items): one array per item, np.asarray(fn(item)), read from
+    `directory` where an entry for its key is there and readable, else computed
+    and written. The key is the sha256 of `salt` (package versions), the Python
+    version, fn's code and everything of the leaf's it reads (see _digest),
+    and the item's bytes. Returns (values, hits, misses, unreadable)."""
+    import numpy as np
+
+    items = list(items)
+    for item in items:
+        if not isinstance(item, (str, bytes)):
+            raise TypeError(f"lab.memo keys each item by its bytes: a str or bytes, not {type(item).__name__}")
+    if directory is None:
+        return [_memo_array(np, fn(item)) for item in items], 0, len(items), 0
+    import hashlib
+    import sys
+
+    base = hashlib.sha256(f"lab.memo 1\0{salt}\0{sys.version}\0".encode())
+    _digest(base, fn, set(), leaf + os.sep)
+    values, hits, misses, unreadable = [], 0, 0, 0
+    for item in items:
+        h = base.copy()
+        h.update(b"s" + item.encode("utf-8", "surrogatepass") if isinstance(item, str) else b"b" + item)
+        key = h.hexdigest()
+        path = os.path.join(directory, key[:2], key + ".npy")
+        try:
+            value = np.load(path, allow_pickle=False)
+            os.utime(path)  # the cap prunes the least recently used first
+            hits += 1
+        except FileNotFoundError:
+            value, misses = None, misses + 1
+        except Exception:  # corrupt, truncated, pickled, not an array: computed again
+            value, unreadable = None, unreadable + 1
+        if value is None:
+            value = _memo_array(np, fn(item))
+            _memo_write(np, path, value)
+        values.append(value)
+    return values, hits, misses, unreadable
+
+
+def _memo_array(np, value):
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufcSU":
+        raise TypeError(f"lab.memo stores arrays of numbers or strings: fn returned dtype {array.dtype}")
+    return array
+
+
+def _memo_write(np, path, value):
+    """Written beside its place and renamed: a reader never sees half an entry."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as f:
+            np.save(f, value, allow_pickle=False)
+        os.replace(partial, path)
+    except OSError:  # a full disk costs the hit later, never the run
+        try:
+            os.remove(partial)
+        except OSError:
+            pass
+
+
+def _digest(h, value, seen, leaf):
+    """Feed h with what value computes: a function's bytecode, constants,
+    defaults, closure and the globals it names (the leaf's functions, classes
+    and modules by their code; a package's by name, its version is in the
+    salt; constants by value). Anything else is refused: a key that missed a
+    global a function reads would hand back stale values."""
+    import types
+
+    kind = type(value)
+    h.update(f"{kind.__module__}.{kind.__qualname__}:".encode())
+    if kind in _PLAIN:
+        h.update(repr(value).encode("utf-8", "surrogatepass"))
+        return
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if kind in (tuple, list):
+        h.update(b"%d" % len(value))
+        for v in value:
+            _digest(h, v, seen, leaf)
+    elif kind in (set, frozenset):
+        import hashlib
+
+        parts = []
+        for v in value:
+            part = hashlib.sha256()
+            _digest(part, v, set(), leaf)
+            parts.append(part.digest())
+        h.update(b"".join(sorted(parts)))
+    elif kind is dict:
+        for k, v in value.items():
+            _digest(h, k, seen, leaf)
+            _digest(h, v, seen, leaf)
+    elif kind is types.FunctionType and value.__code__.co_filename.startswith(leaf):
+        _digest_code(h, value.__code__, value.__globals__, seen, leaf)
+        _digest(h, (value.__defaults__, value.__kwdefaults__), seen, leaf)
+        for cell in value.__closure__ or ():
+            _digest(h, cell.cell_contents, seen, leaf)
+    elif isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType)):
+        name = getattr(value, "__qualname__", "") or value.__name__
+        module = value if isinstance(value, types.ModuleType) else _module_of(value)
+        h.update(f"{getattr(module, '__name__', '')}.{name}".encode())
+        source = getattr(module, "__file__", None) or ""
+        if source.startswith(leaf):  # a class or module of the leaf: by its file
+            with open(source, "rb") as f:
+                h.update(f.read())
+    elif hasattr(value, "__wrapped__"):  # functools.wraps, lru_cache
+        _digest(h, value.__wrapped__, seen, leaf)
+    elif kind.__module__ == "functools" and kind.__name__ == "partial":
+        _digest(h, (value.func, value.args, value.keywords), seen, leaf)
+    elif kind.__module__ == "numpy" and kind.__name__ == "ufunc":
+        h.update(value.__name__.encode())
+    elif kind.__module__ == "numpy" and kind.__name__ == "ndarray" and value.dtype.kind in "biufcSU":
+        h.update(f"{value.dtype.str}{value.shape}".encode())
+        h.update(value.tobytes())
+    else:
+        raise TypeError(
+            f"lab.memo cannot key fn by a value of type {kind.__qualname__} it reads: make it a constant "
+            "(numbers, strings, lists, dicts, arrays) or a function, or compute it inside fn"
+        )
+
+
+def _digest_code(h, code, names, seen, leaf):
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
+    for const in code.co_consts:
+        if isinstance(const, type(code)):
+            _digest_code(h, const, names, seen, leaf)
+        else:
+            _digest(h, const, seen, leaf)
+    for name in code.co_names:
+        if name in names:
+            h.update(name.encode() + b"=")
+            _digest(h, names[name], seen, leaf)
+
+
+def _module_of(value):
+    import sys
+
+    return sys.modules.get(getattr(value, "__module__", None) or "")

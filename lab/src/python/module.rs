@@ -87,6 +87,7 @@ pub(crate) fn install(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(input, &module)?)?;
     module.add_function(wrap_pyfunction!(settings, &module)?)?;
     module.add_function(wrap_pyfunction!(log, &module)?)?;
+    module.add_function(wrap_pyfunction!(memo, &module)?)?;
     py.import("sys")?.getattr("modules")?.set_item("lab", &module)?;
     Ok(module)
 }
@@ -283,6 +284,31 @@ fn input(py: Python<'_>, name: &str) -> PyResult<Option<Py<PyAny>>> {
 fn settings(py: Python<'_>) -> PyResult<Py<PyAny>> {
     let text = Value::Object(state().spec.settings.clone()).to_string();
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+/// `lab.memo(fn, items)`: `[np.asarray(fn(item)) for item in items]`, each
+/// read from the leaf's memo when an earlier run of this comparison and tier
+/// computed it with the same code (fn's and what it reads of the leaf), the
+/// same package versions and the same item (a str or bytes), else computed
+/// and written there. Off in frozen roles, `infer`, child processes and under
+/// `lab run --no-memo`: every item is computed. The counts go to the log.
+#[pyfunction]
+fn memo(py: Python<'_>, function: Bound<'_, PyAny>, items: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let spec = &state().spec;
+    let (dir, salt) = match &spec.memo {
+        Some(memo) => (Some(memo.dir.display().to_string()), memo.salt.as_str()),
+        None => (None, ""),
+    };
+    let leaf = spec.code_dir.display().to_string();
+    let found = harness(py)?.call_method1("memo", (function, items, dir.clone(), salt, leaf))?;
+    let (values, hits, misses, unreadable): (Py<PyAny>, usize, usize, usize) = found.extract()?;
+    let line = match (dir, unreadable) {
+        (None, _) => format!("[lab] memo: off, {misses} computed"),
+        (Some(_), 0) => format!("[lab] memo: {hits} hits, {misses} misses"),
+        (Some(_), bad) => format!("[lab] memo: {hits} hits, {misses} misses, {bad} unreadable (computed again)"),
+    };
+    write_stderr(py, &line);
+    Ok(values)
 }
 
 /// A line in the run's log (`run.log`), marked as coming from the leaf.

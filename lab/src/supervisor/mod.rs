@@ -10,7 +10,7 @@
 //! worker ended), `progress` (the live stderr line), `curve` (what the code
 //! reported, in time, for the views), `requires` (`python.requires`
 //! against the venv, before a run records anything), `prepared` (the verified
-//! cache of the frozen data preparation), `scoring` (outputs against targets),
+//! cache of the frozen data preparation), `memo` (the `lab.memo` directories: scope and cap), `scoring` (outputs against targets),
 //! `probes` (causality probes for language models), `shm` (what workers leave
 //! in `/dev/shm`), `pipeline` (the workers of a smoke or full tier). What is recorded and decided from a tier lives in
 //! `lifecycle`.
@@ -19,6 +19,7 @@ pub mod curve;
 pub mod env;
 pub mod keeper;
 pub mod launch;
+pub mod memo;
 pub mod outcome;
 pub mod pipeline;
 pub mod policy;

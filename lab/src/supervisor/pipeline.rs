@@ -21,12 +21,13 @@ use serde_json::Map;
 use super::curve;
 use super::env::{self, Venv};
 use super::launch::{self, Limits, Supervised};
+use super::memo::{self, Memo};
 use super::outcome::{ExitReason, Outcome, classify};
 use super::policy;
 use super::prepared::{self, Prepared, SCORED};
 use super::probes;
 use super::progress::Progress;
-use super::protocol::{Event, Role, ScoreSplit, SplitFile, WorkerSpec};
+use super::protocol::{Event, MemoSpec, Role, ScoreSplit, SplitFile, WorkerSpec};
 use super::scoring::{self, Failure, Scored};
 use super::shm;
 use crate::gate::Scorer;
@@ -62,6 +63,8 @@ pub struct Host {
     /// `false` when `LAB_SANDBOX=off`: recorded, flagged, never kept.
     pub sandboxed: bool,
     pub policy: policy::Base,
+    /// `lab.memo` for the mutable code; `None` with `--no-memo` (and in `lab verify`).
+    pub memo: Option<Memo>,
     pub log: File,
     pub log_path: PathBuf,
 }
@@ -362,6 +365,8 @@ fn start(
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create `{}`", scratch.display()))?;
     policy.write.push(scratch.clone());
+    let memo = memo_spec(host, &role, smoke);
+    policy.write.extend(memo.iter().map(|m| m.dir.clone()));
     // A rule names an existing directory: what a worker may write must exist before it starts.
     for dir in &policy.write {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
@@ -385,6 +390,7 @@ fn start(
         inputs: host.inputs.clone(),
         sandbox: host.sandboxed.then_some(policy),
         file_limit: FILE_CAP,
+        memo,
     };
     let spec_path = plan.dir.spec(name);
     std::fs::write(&spec_path, serde_json::to_vec_pretty(&spec)?)
@@ -408,6 +414,12 @@ fn start(
     if left > 0 {
         header(host, &format!("{label}: {name}: removed {left} file(s) it left in /dev/shm"));
     }
+    if spec.memo.is_some() {
+        let pruned = memo::prune(&host.layout.memo_root(host.leaf.name()), memo::CAP);
+        if pruned.files > 0 {
+            header(host, &format!("{label}: memo pruned to its cap: {} file(s), {} bytes", pruned.files, pruned.bytes));
+        }
+    }
     let supervised = supervised?;
     tally.wall += supervised.wall;
     if supervised.teardown.is_some() {
@@ -420,6 +432,14 @@ fn start(
         );
     }
     Ok(supervised)
+}
+
+/// The memo of the mutable-code roles (`predict`, `train`): this leaf's, for this key and tier.
+/// Frozen roles and `infer` get none, so `lab.memo` computes every item there.
+fn memo_spec(host: &Host, role: &Role, smoke: bool) -> Option<MemoSpec> {
+    let memo = host.memo.as_ref()?;
+    matches!(role, Role::Predict { .. } | Role::Train { .. })
+        .then(|| MemoSpec { dir: host.layout.memo(host.leaf.name(), &host.key, smoke), salt: memo.salt.clone() })
 }
 
 /// Keep the weakest sandbox status of the workers that ran code under judgement.

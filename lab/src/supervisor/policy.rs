@@ -11,13 +11,14 @@
 //! | role | also reads | writes |
 //! |---|---|---|
 //! | prepare (frozen) | everything | its staging directory |
-//! | train | the training split, declared inputs | `artifact/` |
-//! | predict | the training split, unlabelled eval inputs, declared inputs | `out/` |
+//! | train | the training split, declared inputs | `artifact/`, its memo |
+//! | predict | the training split, unlabelled eval inputs, declared inputs | `out/`, its memo |
 //! | infer | unlabelled eval inputs, `artifact/` | `out/` (or `probe/out/`) |
 //! | score (frozen) | eval inputs, targets, `out/` | its scores directory |
 //!
 //! and each writes its private temporary directory and `/dev/shm` (emptied of
-//! what it left, see `shm`). Nothing else under the
+//! what it left, see `shm`). "Its memo" is `lab.memo`'s directory of this leaf,
+//! comparability key and tier (`supervisor::memo`), unless `--no-memo`. Nothing else under the
 //! lab root is reachable: not `.lab/` (the database, other runs, the targets),
 //! not `.git`, not the leaf directory itself, not other leaves.
 

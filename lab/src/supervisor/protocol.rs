@@ -34,6 +34,7 @@ pub const LAB_FUNCTIONS: &[&str] = &[
     "inputs",
     "leaf_dir",
     "log",
+    "memo",
     "report",
     "save_predictions",
     "seed",
@@ -67,6 +68,18 @@ pub struct WorkerSpec {
     pub sandbox: Option<Policy>,
     /// The largest file the worker's processes may write, in bytes (RLIMIT_FSIZE).
     pub file_limit: u64,
+    /// Where `lab.memo` keeps its entries (mutable-code roles, unless `--no-memo`);
+    /// `None`: `lab.memo` computes every item.
+    #[serde(default)]
+    pub memo: Option<MemoSpec>,
+}
+
+/// `lab.memo`'s directory and what every key of this run includes besides the
+/// function and the item (see `supervisor::memo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoSpec {
+    pub dir: PathBuf,
+    pub salt: String,
 }
 
 /// What a worker does. `module:function` targets are the manifest's.
