@@ -30,7 +30,6 @@ use serde_json::{Value, json};
 use crate::report::{self, LeafView};
 use crate::root::LabRoot;
 use crate::store::queries;
-use crate::supervisor::progress::clock;
 
 /// How often the event stream looks at the research memory.
 const TICK: Duration = Duration::from_secs(1);
@@ -132,15 +131,7 @@ fn look(lab: &LabRoot) -> Result<((i64, i64), Value)> {
     let running = queries::history(store.conn(), &query)?;
     let progress: Vec<Value> = report::running(lab, &running)
         .into_iter()
-        .map(|r| {
-            let budget = r.budget_s.map_or_else(String::new, |b| format!(" / {}", clock(Duration::from_secs_f64(b))));
-            let last: Vec<String> = r.last.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            json!({
-                "experiment": r.experiment,
-                "elapsed": format!("{}{budget}", clock(Duration::from_secs_f64(r.elapsed_s))),
-                "last": last.join(" "),
-            })
-        })
+        .map(|r| json!({ "experiment": r.experiment, "elapsed": r.clock(), "last": r.last_text() }))
         .collect();
     Ok((version, Value::Array(progress)))
 }

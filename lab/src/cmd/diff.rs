@@ -69,9 +69,9 @@ struct Side {
 }
 
 fn side(store: &Store, id: ExperimentId) -> Result<Side> {
-    let leaf = records::experiment_leaf(store.conn(), id)?;
-    let rows = queries::history(store.conn(), &HistoryQuery { leaf, ..HistoryQuery::default() })?;
-    let row = rows.into_iter().find(|r| r.experiment == id.to_string()).context("the experiment has no history row")?;
+    records::experiment_leaf(store.conn(), id)?; // an unknown id is a usage error
+    let rows = queries::history(store.conn(), &HistoryQuery { experiment: Some(id), ..HistoryQuery::default() })?;
+    let row = rows.into_iter().next().context("the experiment has no history row")?;
     let gate = records::latest_report(store.conn(), id)?;
     let interval = gate.as_ref().map(|g| json!([g.ci_low, g.ci_high]));
     let fields = json!({

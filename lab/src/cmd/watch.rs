@@ -11,11 +11,10 @@ use jiff::Timestamp;
 use crate::ctx::Ctx;
 use crate::error::LabError;
 use crate::ids::ExperimentId;
-use crate::output::{self, format_number};
+use crate::output;
 use crate::root::LabRoot;
 use crate::store::gate as records;
 use crate::store::queries::{self, HistoryQuery, HistoryRow};
-use crate::supervisor::progress::clock;
 use crate::{outln, report, stale};
 
 /// Follow a running experiment: elapsed / budget, the last metrics its code
@@ -48,14 +47,14 @@ pub fn run(ctx: &Ctx, args: WatchArgs) -> Result<()> {
             LabError::usage("no experiment is running").hint("`lab run LEAF` starts one; `lab log` lists the finished")
         })?,
     };
-    let leaf = records::experiment_leaf(store.conn(), id)?;
+    records::experiment_leaf(store.conn(), id)?; // an unknown id is a usage error
     drop(store);
+    let query = HistoryQuery { experiment: Some(id), ..HistoryQuery::default() };
     let tty = std::io::stderr().is_terminal();
     let mut drawn = 0;
     let row = loop {
         let store = lab.open_store()?;
-        let rows = queries::history(store.conn(), &HistoryQuery { leaf: leaf.clone(), ..HistoryQuery::default() })?;
-        let row = rows.into_iter().find(|r| r.experiment == id.to_string()).context("the experiment vanished")?;
+        let row = queries::history(store.conn(), &query)?.into_iter().next().context("the experiment vanished")?;
         if row.status != "running" {
             break row;
         }
@@ -80,14 +79,10 @@ pub fn run(ctx: &Ctx, args: WatchArgs) -> Result<()> {
 
 /// What the terminal shows of a running experiment.
 fn screen(lab: &LabRoot, row: &HistoryRow, lines: usize) -> Vec<String> {
-    let started: Option<Timestamp> = row.started_at.parse().ok();
-    let elapsed = started.map_or(0.0, |s| Timestamp::now().duration_since(s).as_secs_f64().max(0.0));
-    let budget = row.budget_s.map_or_else(String::new, |b| format!(" / {}", clock(Duration::from_secs_f64(b))));
-    let mut head = format!("{} {}: {}{budget}", row.experiment, row.title, clock(Duration::from_secs_f64(elapsed)));
-    for (name, value) in report::last_reported(lab, &row.experiment) {
-        let shown = value.as_f64().map_or_else(|| value.to_string(), format_number);
-        head.push_str(&format!("  {name}={shown}"));
-    }
+    let head = report::running(lab, std::slice::from_ref(row))
+        .pop()
+        .map(|r| format!("{} {}: {}  {}", r.experiment, r.title, r.clock(), r.last_text()))
+        .unwrap_or_default();
     let log = row.experiment.parse().map(|id| lab.layout().run(id).log());
     let mut screen = vec![head];
     screen.extend(log.ok().map(|p| tail(&p, lines)).unwrap_or_default().into_iter().map(|l| format!("  {l}")));

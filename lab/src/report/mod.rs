@@ -269,6 +269,20 @@ fn checkpoints(dir: &Path, leaf: &str) -> Vec<String> {
     names
 }
 
+impl Running {
+    /// `0:42 / 5:00`, or the elapsed time alone without a budget.
+    pub fn clock(&self) -> String {
+        let clock = |s: f64| crate::supervisor::progress::clock(std::time::Duration::from_secs_f64(s));
+        self.budget_s.map_or_else(|| clock(self.elapsed_s), |b| format!("{} / {}", clock(self.elapsed_s), clock(b)))
+    }
+
+    /// `loss=0.5000 step=3`: the last reported metrics as the progress line shows them.
+    pub fn last_text(&self) -> String {
+        let shown = |v: &Value| v.as_f64().map_or_else(|| v.to_string(), crate::output::format_number);
+        self.last.iter().map(|(k, v)| format!("{k}={}", shown(v))).collect::<Vec<_>>().join(" ")
+    }
+}
+
 /// The running experiments among `history`, with their progress.
 pub fn running(lab: &LabRoot, history: &[HistoryRow]) -> Vec<Running> {
     let now = Timestamp::now();

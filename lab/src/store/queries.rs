@@ -54,6 +54,8 @@ pub struct HistoryRow {
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
     pub leaf: Option<String>,
+    /// Only this experiment (`lab diff`, `lab watch`).
+    pub experiment: Option<ExperimentId>,
     pub verdicts: Vec<&'static str>,
     /// Only experiments started at or after this RFC 3339 time.
     pub since: Option<String>,
@@ -110,6 +112,10 @@ pub fn history(conn: &Connection, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
     if let Some(leaf) = &q.leaf {
         conditions.push(format!("{leaf_column} = ?"));
         args.push(leaf.clone().into());
+    }
+    if let Some(id) = q.experiment {
+        conditions.push("e.id = ?".to_owned());
+        args.push(id.0.into());
     }
     if !q.verdicts.is_empty() {
         conditions.push(format!("{verdict_column} IN ({})", vec!["?"; q.verdicts.len()].join(", ")));
