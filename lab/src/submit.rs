@@ -19,7 +19,7 @@ use crate::evidence;
 use crate::fingerprint;
 use crate::ids::ExperimentId;
 use crate::leaf::Leaf;
-use crate::lifecycle::inputs;
+use crate::lifecycle::{inputs, judge};
 use crate::root::LabRoot;
 use crate::store::Store;
 use crate::store::records;
@@ -108,15 +108,13 @@ pub fn submit(
     Ok(Outcome::Written(submission))
 }
 
-/// The leader's `submission` predictions, after checking their fingerprint.
+/// The `submission` predictions of the leader's last full run (a smoke run
+/// predicts only a slice), after checking their fingerprint.
 fn leader_predictions(store: &Store, experiment: ExperimentId) -> Result<Vec<f64>> {
-    let file = runs::runs_of(store.conn(), experiment)?
-        .into_iter()
-        .rev()
-        .flat_map(|run| run.files)
-        .find(|f| f.kind == "predictions" && f.name == SUBMISSION)
+    let files = judge::last_full_files(store, experiment)?;
+    let file = evidence::find(&files, "predictions", SUBMISSION)
         .ok_or_else(|| LabError::refused(format!("the leader {experiment} saved no `submission` predictions")))?;
-    evidence::values(experiment, &file)
+    evidence::values(experiment, file)
 }
 
 fn write_csv(path: &Path, rows: &Rows, predictions: &[f64]) -> Result<()> {

@@ -48,7 +48,7 @@ fn a_new_leaf_goes_from_lab_new_to_what_ci_runs_as_contributing_says() {
     lab_in_clone(&["check", "my-leaf"]);
     git(&clone, &["add", "--", "leaves/my-leaf"]);
     git(&clone, &["commit", "-qm", "Add leaf my-leaf"]);
-    let check_leaf = |name: &str| {
+    let check_leaf = |name: &str, venv: &std::path::Path| {
         std::process::Command::new(clone.join("scripts/check-leaf"))
             .arg(name)
             .current_dir(&clone)
@@ -58,19 +58,28 @@ fn a_new_leaf_goes_from_lab_new_to_what_ci_runs_as_contributing_says() {
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("LAB_BIN", assert_cmd::cargo::cargo_bin("lab"))
-            .env("LAB_VENV", repo_root().join(".venv"))
+            .env("LAB_VENV", venv)
             .env("TMPDIR", lab.root())
             .output()
             .unwrap()
     };
-    let out = check_leaf("my-leaf");
+    let venv = repo_root().join(".venv");
+    let out = check_leaf("my-leaf", &venv);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "scripts/check-leaf my-leaf:\n{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
     assert!(stderr.contains("my-leaf passes what CI runs for it"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("smoke check passed"), "{stderr}");
     assert!(!clone.join(".lab/runs").exists(), "the clone's own research log is never written");
     // A leaf that is not there is bad input, named.
-    let missing = check_leaf("no-such-leaf");
+    let missing = check_leaf("no-such-leaf", &venv);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no leaves/no-such-leaf/leaf.yaml"));
+    // A LAB_VENV without uv is named, not passed over for a .venv that scripts/setup builds in the clone.
+    let bare = lab.path("bare-venv");
+    std::fs::create_dir(&bare).unwrap();
+    let out = check_leaf("my-leaf", &bare);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("LAB_VENV={} has no bin/uv", bare.display())), "{stderr}");
+    assert!(!clone.join(".venv").exists(), "scripts/setup did not run: {stderr}");
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::symlink;
 
-use common::{TestLab, praxlab_db};
+use common::{TestLab, lab_with, praxlab_db};
 
 #[test]
 fn export_writes_only_a_regular_file_or_a_new_path() {
@@ -45,8 +45,9 @@ fn manifests_too_large_or_too_deep_are_refused_before_parsing() {
 
 #[test]
 fn a_closed_stdout_ends_quietly_and_a_full_one_shows_what_was_recorded() {
-    let lab = TestLab::new();
-    for args in [&["hypothesis", "a", "-m", "b"][..], &["context"], &["log", "--format", "jsonl"]] {
+    let lab = lab_with(&["ok"]);
+    let runs = [&["run", "ok"][..], &["run", "ok", "--decide", "--no-smoke"]];
+    for args in [&["hypothesis", "a", "-m", "b"][..], &["context"], &["log", "--format", "jsonl"]].iter().chain(&runs) {
         let (read, write) = nix::unistd::pipe().unwrap();
         drop(read); // the reader is gone before lab writes: `lab ... | head -0`
         let out = lab.std_cmd_in(lab.root(), args).stdout(write).output().unwrap();
@@ -54,14 +55,17 @@ fn a_closed_stdout_ends_quietly_and_a_full_one_shows_what_was_recorded() {
         assert_eq!(out.status.code(), Some(0), "lab {args:?}: {stderr}");
         assert!(!stderr.contains("error") && !stderr.contains("panicked"), "lab {args:?}: {stderr}");
     }
+    let log = lab.json(&["log"]);
+    let verdicts: Vec<&str> = log.as_array().unwrap().iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["keep", "discard"], "both runs were recorded, only the decided one kept");
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let out = lab.std_cmd_in(lab.root(), &["hypothesis", "c", "-m", "d", "--json"]).stdout(full).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot write to stdout: No space left on device"), "{stderr}");
-    assert!(stderr.contains(r#""hypothesis": "h2""#) && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(r#""hypothesis": "h3""#) && !stderr.contains("panicked"), "{stderr}");
     let titles: i64 = lab.db().query_row("SELECT COUNT(*) FROM hypotheses", [], |r| r.get(0)).unwrap();
-    assert_eq!(titles, 2, "each hypothesis recorded once");
+    assert_eq!(titles, 3, "each hypothesis recorded once (the runs' standing one included)");
 }
 
 #[test]

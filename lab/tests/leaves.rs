@@ -158,7 +158,7 @@ fn an_installed_binary_scaffolds_from_its_built_in_templates_under_the_roots_own
 }
 
 #[test]
-fn tabular_offers_every_metric_the_scorer_knows_and_auc_and_accuracy_leaves_run() {
+fn tabular_offers_every_metric_the_scorer_knows_and_auc_and_accuracy_leaves_smoke_on_a_slice() {
     common::require_venv();
     let lab = TestLab::new();
     let listed: Value = serde_json::from_str(&lab.ok(&["templates", "--json", "--templates", &templates()])).unwrap();
@@ -189,6 +189,12 @@ fn tabular_offers_every_metric_the_scorer_knows_and_auc_and_accuracy_leaves_run(
         let run: Value = serde_json::from_slice(&out.stdout).unwrap();
         let value = run["value"].as_f64().unwrap();
         assert!(run["metric"] == metric && (0.5..=1.0).contains(&value), "{run:#}");
+        // The smoke tier scores prepare.py's slice (SMOKE_ROWS) of each split, not val's and holdout's 400 rows.
+        for split in ["val", "holdout"] {
+            let files = run["files"].as_array().unwrap();
+            let scored = files.iter().find(|f| f["kind"] == "predictions" && f["name"] == split).unwrap();
+            assert_eq!(scored["len"], 200, "{split}: {run:#}");
+        }
     }
 }
 

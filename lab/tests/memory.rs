@@ -89,16 +89,22 @@ fn the_mechanism_flag_not_the_verdict_decides_the_hypothesis() {
 }
 
 #[test]
-fn context_lists_only_the_hypotheses_no_run_has_tested() {
-    let lab = TestLab::new();
+fn context_counts_and_lists_only_the_hypotheses_no_run_has_tested() {
+    let lab = common::lab_with(&["ok"]);
     let tested = lab.ok(&["hypothesis", "tried", "-m", "why"]);
     let waiting = lab.ok(&["hypothesis", "waiting", "-m", "why"]);
     let e = lab.ok(&["experiment", tested.trim()]);
     lab.ok(&["result", e.trim(), "-v", "discard"]);
-    let open = &lab.json(&["context"])["open_hypotheses"];
+    lab.ok(&["run", "ok", "--smoke", "-q"]); // filed under the standing hypothesis `lab run` makes
+    let context = lab.json(&["context"]);
+    let open = &context["open_hypotheses"];
     let ids: Vec<&str> = open.as_array().unwrap().iter().map(|h| h["hypothesis"].as_str().unwrap()).collect();
     assert_eq!(ids, [waiting.trim()], "a tested hypothesis, judged or not, is no longer waiting: {open:#}");
-    assert!(lab.ok(&["context"]).contains("open hypotheses not yet tested by a run"));
+    let counts = &context["counts"];
+    assert_eq!((counts["hypotheses"].as_u64(), counts["open"].as_u64()), (Some(3), Some(1)), "{counts:#}");
+    let table = lab.ok(&["context"]);
+    assert!(table.contains("3: 1 open, 0 confirmed, 0 refuted"), "the summary counts what the list shows:\n{table}");
+    assert!(table.contains("open hypotheses not yet tested by a run"));
 }
 
 #[test]

@@ -90,11 +90,14 @@ fn every_way_of_failing_is_a_recorded_crash_with_its_reason() {
     let tail: String = query(&lab, "SELECT log_tail FROM runs WHERE experiment_id = 1");
     assert!(tail.contains("ValueError: learning rate must be positive"), "{tail}");
 
-    // Why each crashed, in full where machines read it and cut short in tables.
-    for command in ["log", "failures"] {
-        let rows = lab.json(&[command]);
-        let reasons: Vec<&str> = rows.as_array().unwrap().iter().rev().map(|r| r["reason"].as_str().unwrap()).collect();
-        for ((_, reason, detail), shown) in cases.iter().zip(&reasons) {
+    // Why each crashed, in full where machines read it and cut short in tables;
+    // `lab context` shows the latest five failures.
+    for (command, listed) in [("log", 7), ("failures", 7), ("context", 5)] {
+        let json = lab.json(&[command]);
+        let rows = if command == "context" { &json["failures"]["latest"] } else { &json };
+        let reasons: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+        assert_eq!(reasons.len(), listed, "{command}: {json:#}");
+        for ((_, reason, detail), shown) in cases.iter().rev().zip(&reasons) {
             assert!(shown.starts_with(&format!("{reason}: ")) && shown.contains(detail), "{command}: {shown}");
         }
         let table = lab.ok(&[command, "--leaf", "nometric"]);
@@ -302,9 +305,12 @@ fn a_leaf_never_committed_is_refused_with_the_commit_to_make() {
 #[test]
 fn a_package_the_leaf_requires_that_the_venv_lacks_is_refused_before_anything_is_recorded() {
     let lab = lab_with(&["requires"]);
-    for args in
-        [&["run", "requires", "-q"][..], &["run", "requires", "--smoke", "-q"], &["run", "requires", "--decide"]]
-    {
+    for args in [
+        &["run", "requires", "-q"][..],
+        &["run", "requires", "--smoke", "-q"],
+        &["run", "requires", "--decide"],
+        &["baseline", "requires", "-q"],
+    ] {
         let err = lab.fails(args, 3);
         assert!(err.contains("requires `lab-fixture-no-such-package`") && !err.contains("`numpy`"), "{err}");
         assert!(err.contains("scripts/setup") && err.contains("LAB_VENV") && err.contains("lab doctor"), "{err}");

@@ -4,7 +4,8 @@ Owns which molecules are in which split and the labels the harness scores
 against. `data(lab)` returns `{"train": (X, y), "val": (X, y), "holdout": (X, y)}`
 (X a list of SMILES, y a 1-D float64 array), plus `"submission": (X, None)` when
 the data set has a blinded test set; the runner keeps the labels of val and
-holdout away from the mutable model code.
+holdout away from the mutable model code. In a smoke run (`lab.smoke()`) every
+split is a slice of SMOKE_MOLECULES molecules (`smoke_slice`).
 
 Invariants:
 - Every source file is checked against its recorded sha256 before use.
@@ -33,6 +34,7 @@ SPLIT_SEED = 0
 # single chemotype (the acyclics, benzenes, biphenyls of the solubility set) may
 # dominate an evaluation split, and val and holdout stay alike.
 BIG_GROUP = 0.10
+SMOKE_MOLECULES = 100  # molecules of each split in a smoke run
 
 # sha256 of the bytes each data set is read from.
 SOURCE_SHA256 = {
@@ -78,9 +80,23 @@ def data(lab):
         idx = [i for i, s in enumerate(assignment) if s == split]
         splits[split] = ([smiles[i] for i in idx], y[idx])
     splits.update(extra)
+    if lab.smoke():
+        splits = smoke_slice(splits, SMOKE_MOLECULES)
     sizes = {f"n_{k}": len(v[0]) for k, v in splits.items()}
     _log(lab, f"admet-blend data: dataset={name} " + " ".join(f"{k}={v}" for k, v in sizes.items()))
     return splits
+
+
+def smoke_slice(splits, items):
+    """The smoke tier checks that the code runs, not how fast the machine is: in a
+    smoke run (`lab.smoke()`) every split keeps `items` molecules, drawn the same way each time.
+
+    `lab submit` reads only full runs, so the submission split is sliced too."""
+    out = {}
+    for split, (x, y) in splits.items():
+        rows = np.sort(np.random.default_rng(SPLIT_SEED + 7).permutation(len(x))[:items])
+        out[split] = ([x[i] for i in rows], None if y is None else y[rows])
+    return out
 
 
 def submission(lab):
@@ -88,8 +104,9 @@ def submission(lab):
 
     Returns `{"columns": SUBMISSION_COLUMNS, "ids": [...], "inputs": [...]}`:
     row i of the file is `ids[i], inputs[i], prediction[i]`, where `inputs` is
-    exactly `data(lab)["submission"][0]` and the predictions are the model's
-    array for the "submission" split, in the same order.
+    exactly `data(lab)["submission"][0]` in a full run (a smoke run's is a slice)
+    and the predictions are the model's array for the "submission" split, in the
+    same order.
     """
     if _setting(lab, "dataset") != "pxr":
         return None

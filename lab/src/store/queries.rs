@@ -221,6 +221,9 @@ pub fn count_failures(conn: &Connection, leaf: Option<&str>) -> Result<u64> {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub hypotheses: u64,
+    /// Hypotheses no run has tested yet, as [`open_hypotheses`] lists them: a
+    /// tested one whose mechanism nobody judged, or a standing one, is counted
+    /// in `hypotheses` only.
     pub open: u64,
     pub confirmed: u64,
     pub refuted: u64,
@@ -250,11 +253,12 @@ pub fn version(conn: &Connection) -> Result<(i64, i64)> {
 }
 
 /// Counts from the tallies the triggers of migration 2 keep exact: a few rows
-/// per leaf, whatever the number of experiments.
+/// per leaf, whatever the number of experiments; the open ones from migration
+/// 14's partial index, which holds only the untested.
 pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
     let sql =
         format!("SELECT kind, SUM(n) FROM tallies{} GROUP BY kind", scoped(leaf, "kind NOT LIKE 'kept-metric:%'"));
-    let mut counts = Counts::default();
+    let (mut counts, mut undecided) = (Counts::default(), 0);
     for row in conn
         .prepare_cached(&sql)?
         .query_map(params_from_iter(leaf), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
@@ -262,7 +266,7 @@ pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
         let (kind, n) = row?;
         let n = n.max(0) as u64;
         match kind.as_str() {
-            "hypotheses:open" => counts.open = n,
+            "hypotheses:open" => undecided = n,
             "hypotheses:confirmed" => counts.confirmed = n,
             "hypotheses:refuted" => counts.refuted = n,
             "experiments" => counts.experiments = n,
@@ -273,7 +277,10 @@ pub fn counts(conn: &Connection, leaf: Option<&str>) -> Result<Counts> {
             _ => {}
         }
     }
-    counts.hypotheses = counts.open + counts.confirmed + counts.refuted;
+    counts.hypotheses = undecided + counts.confirmed + counts.refuted;
+    let sql = format!("SELECT count(*) FROM {}", untested(leaf));
+    let open: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(leaf), |r| r.get(0))?;
+    counts.open = open as u64;
     Ok(counts)
 }
 
@@ -291,12 +298,8 @@ pub struct OpenHypothesis {
 /// nor the standing ones `lab run` files runs under ("baseline", "smoke
 /// check"), which are bookkeeping, not ideas.
 pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> Result<Vec<OpenHypothesis>> {
-    // A constant without quotes, so it can sit in the SQL beside the optional leaf parameter.
-    let standing = super::runs::AUTO_MECHANISM;
-    let sql = format!(
-        "SELECT id, leaf, title, mechanism, prediction FROM hypotheses{} ORDER BY id DESC LIMIT {limit}",
-        scoped(leaf, &format!("status = 'open' AND tested = 0 AND mechanism != '{standing}'"))
-    );
+    let sql =
+        format!("SELECT id, leaf, title, mechanism, prediction FROM {} ORDER BY id DESC LIMIT {limit}", untested(leaf));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(leaf), |r| {
         Ok(OpenHypothesis {
@@ -308,6 +311,19 @@ pub fn open_hypotheses(conn: &Connection, leaf: Option<&str>, limit: usize) -> R
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The one definition of an open hypothesis (open, untested, not standing) as
+/// the SQL after `FROM`. It names migration 14's partial index, which holds
+/// only the untested: without statistics the planner picks the (leaf, status)
+/// index and walks every open hypothesis of the leaf, tested or not (measured
+/// with 100k open, 1% untested: 30 ms for the count instead of 2).
+fn untested(leaf: Option<&str>) -> String {
+    let index = if leaf.is_some() { "hypotheses_untested_by_leaf" } else { "hypotheses_untested" };
+    // A constant without quotes, so it can sit in the SQL beside the optional leaf parameter.
+    let standing = super::runs::AUTO_MECHANISM;
+    let filter = scoped(leaf, &format!("status = 'open' AND tested = 0 AND mechanism != '{standing}'"));
+    format!("hypotheses INDEXED BY {index}{filter}")
 }
 
 #[cfg(test)]
