@@ -8,7 +8,7 @@ use lab::gate::{
     Evidence, GateConfig, GateReport, Goal, ItemEvidence, MetricKind, PairedSamples, ScalarRuns, Verdict, decide, score,
 };
 use lab::lifecycle::heldout::{self, Selection};
-use lab::lifecycle::judge::apply_flags;
+use lab::lifecycle::judge::{Reruns, apply_flags};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -101,7 +101,7 @@ fn protocol(config: &GateConfig, leader: &[f64], draws: &[f64], flags: &[String]
             items: None,
         };
         let report = decide(config, &Evidence::Scalar(runs)).expect("valid evidence");
-        let report = apply_flags(report, flags, true, config.max_candidate_runs);
+        let report = apply_flags(report, flags, Reruns::Vary, config.max_candidate_runs);
         if report.verdict != Verdict::NeedsRepeats {
             return (report.verdict, used);
         }

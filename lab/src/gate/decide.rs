@@ -262,7 +262,7 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     // Reruns that agree exactly (seed sd 0) make every later look the same
     // statistic, so it is judged once at the last look's level: the share of
     // the budget it would reach after the repeats, without running them.
-    let deterministic = noise.sd == 0.0;
+    let deterministic = noise.exact();
     let look = if deterministic { looks } else { n.min(looks) };
     let confidence = look_confidence(config.confidence, look, looks);
     let iv = interval(r.goal, &r.leader, &r.candidate, noise, items, confidence);
@@ -280,6 +280,13 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     };
     let level = Level { confidence, look, looks, exact: deterministic };
     Ok(report(config.minimum(), level, iv, ask, &straddle, n).with(sensitivity))
+}
+
+/// Whether the runs measure no seed noise at all: the leader's reruns (or its
+/// stored baseline) and the candidate's runs agree exactly, so a rerun
+/// repeats the same value. `false` where there is no noise estimate.
+pub fn deterministic(r: &ScalarRuns) -> bool {
+    noise(&r.leader, &r.candidate, r.noise_sd).is_some_and(|n| n.exact())
 }
 
 /// The item-sampling noise of scalar-mode runs.

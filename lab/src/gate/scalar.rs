@@ -29,6 +29,13 @@ pub(crate) struct Noise {
     pub(crate) df: f64,
 }
 
+impl Noise {
+    /// Runs that agree exactly: a rerun repeats the same value.
+    pub(crate) fn exact(&self) -> bool {
+        self.sd == 0.0
+    }
+}
+
 /// The item-sampling standard error of the improvement, from `n` paired items.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ItemNoise {
