@@ -245,8 +245,8 @@ fn timings() {
     for (kind, n, resamples, reps) in [
         (MetricKind::Mae, 10_000, 10_000, 15),
         (MetricKind::Rmse, 10_000, 10_000, 15),
-        (MetricKind::Spearman, 10_000, 1_000, 7),
-        (MetricKind::Auc, 10_000, 1_000, 7),
+        (MetricKind::Spearman, 10_000, 10_000, 15),
+        (MetricKind::Auc, 10_000, 10_000, 15),
     ] {
         let (ms, cpu) = time_decision(kind, n, resamples, reps);
         let cpu = cpu.map_or(String::new(), |c| format!(", cpu {c:.0} ms/decision"));
