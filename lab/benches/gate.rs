@@ -97,6 +97,13 @@ pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (TAU * u2).cos()
 }
 
+/// Mean and sample sd.
+pub(crate) fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    (mean, (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt())
+}
+
 pub(crate) fn noisy(rng: &mut ChaCha8Rng, y: &[f64], sd: f64) -> Vec<f64> {
     y.iter().map(|v| v + sd * normal(rng)).collect()
 }
@@ -113,8 +120,7 @@ fn predictions_mode(config: &GateConfig, rng: &mut ChaCha8Rng) -> [Row; 2] {
     // The "noise sd" of this mode: sd of MAE(candidate) - MAE(leader) across
     // independent draws of items and noise, with no real difference.
     let diffs: Vec<f64> = (0..4000).map(|_| mae_gap(&draw_pair(rng, 1.0))).collect();
-    let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
-    let sd_diff = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (diffs.len() - 1) as f64).sqrt();
+    let (_, sd_diff) = mean_sd(&diffs);
     // E|N(0, s)| = s * sqrt(2/pi): shrink the candidate's noise until its true
     // MAE is 2 sd_diff below the leader's.
     let gain = 2.0 * sd_diff;
@@ -245,8 +251,8 @@ fn timings() {
     for (kind, n, resamples, reps) in [
         (MetricKind::Mae, 10_000, 10_000, 15),
         (MetricKind::Rmse, 10_000, 10_000, 15),
-        (MetricKind::Spearman, 10_000, 1_000, 7),
-        (MetricKind::Auc, 10_000, 1_000, 7),
+        (MetricKind::Spearman, 10_000, 10_000, 15),
+        (MetricKind::Auc, 10_000, 10_000, 15),
     ] {
         let (ms, cpu) = time_decision(kind, n, resamples, reps);
         let cpu = cpu.map_or(String::new(), |c| format!(", cpu {c:.0} ms/decision"));

@@ -4,9 +4,10 @@
 //! truth. The fixtures are hostile leaves (`attack-predict`, `attack-artifact`,
 //! `attack-lm`) whose mutable code names its attacks in a constant the tests
 //! set, and prints `ATTACK name: blocked: ...` or `ATTACK name: SUCCEEDED` for
-//! each. Where an attack only fails because of the sandbox, the same attack is
-//! run once with `LAB_SANDBOX=off` to show that it would have worked: these
-//! tests can fail.
+//! each; `attack-seed` is deterministic code whose one lucky seed the test
+//! commits as a candidate. Where an attack only fails because of the sandbox,
+//! the same attack is run once with `LAB_SANDBOX=off` to show that it would
+//! have worked: these tests can fail.
 
 mod common;
 
@@ -252,6 +253,33 @@ fn a_relock_starts_a_new_comparison_with_no_free_keep() {
     assert!(s["note"].as_str().unwrap().contains("the baseline"), "{s:#}");
     let context = lab.ok(&["context", "--leaf", "ok"]);
     assert!(context.contains("data.py"), "the view names what the relock changed:\n{context}");
+}
+
+#[test]
+fn fishing_for_a_lucky_seed_in_deterministic_code_is_never_kept() {
+    let lab = lab_with(&["attack-seed"]);
+    assert_eq!(lab.run(&["attack-seed", "--decide", "--seed", "1"], 0)["verdict"], "keep");
+    let b = lab.json(&["baseline", "attack-seed", "--repeats", "1", "-q"]);
+    assert_eq!(b["sd"].as_f64(), Some(0.0), "reruns agree exactly: {b:#}");
+    // The seed that suits the val items: right on every one of them, so the
+    // gate's interval clears; a rerun would repeat it exactly and prove nothing.
+    lab.edit("leaves/attack-seed/train.py", "SEED = 0", "SEED = 7");
+    let s = lab.run(&["attack-seed", "--decide", "--no-smoke"], 0);
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+    let note = s["note"].as_str().unwrap();
+    assert!(note.contains("clears the minimum"), "the evidence alone would keep it: {note}");
+    assert!(
+        note.contains("flagged seed-only and its code is deterministic (its runs agree exactly)")
+            && note.contains("never kept"),
+        "{note}"
+    );
+    let e = s["experiment"].as_str().unwrap();
+    let g = lab.json(&["gate", e]);
+    assert_eq!((g["decided"]["verdict"].as_str(), g["flags"][0].as_str()), (Some("fail"), Some("seed-only")), "{g:#}");
+    assert_eq!(g["n"].as_u64(), Some(1), "no rerun asked of code whose reruns agree exactly: {g:#}");
+    // The same gain as a change of behaviour is no seed pick: judged on its items, and kept.
+    lab.edit("leaves/attack-seed/train.py", "RIGHT = 20 if SEED == 7 else 0", "RIGHT = 20");
+    assert_eq!(lab.run(&["attack-seed", "--decide", "--no-smoke"], 0)["verdict"], "keep");
 }
 
 #[test]

@@ -8,11 +8,11 @@ use lab::gate::{
     Evidence, GateConfig, GateReport, Goal, ItemEvidence, MetricKind, PairedSamples, ScalarRuns, Verdict, decide, score,
 };
 use lab::lifecycle::heldout::{self, Selection};
-use lab::lifecycle::judge::apply_flags;
+use lab::lifecycle::judge::{Reruns, apply_flags};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::{CANDIDATES, Row, noisy, normal, pct};
+use crate::{CANDIDATES, Row, mean_sd, noisy, normal, pct};
 
 const ITEMS: usize = 100;
 
@@ -101,7 +101,7 @@ fn protocol(config: &GateConfig, leader: &[f64], draws: &[f64], flags: &[String]
             items: None,
         };
         let report = decide(config, &Evidence::Scalar(runs)).expect("valid evidence");
-        let report = apply_flags(report, flags, true, config.max_candidate_runs);
+        let report = apply_flags(report, flags, Reruns::Vary, config.max_candidate_runs);
         if report.verdict != Verdict::NeedsRepeats {
             return (report.verdict, used);
         }
@@ -168,13 +168,19 @@ pub fn tune_on_val(config: &GateConfig, rng: &mut ChaCha8Rng) {
 /// shifted scale three times wider: the pooled out-of-fold score the gate
 /// reads against the honest per-fold cross-fit (each fold scored alone with
 /// the weights searched on the others), on raw scales and on `lab blend`'s
-/// common scale. Mean over trials; a gap near zero is the goal.
+/// common scale. Each gap is printed as its mean over the trials, the sd of
+/// one trial's gap and the standard error of the mean: "equal within noise"
+/// is a mean within about 2 standard errors of zero.
 pub fn blends(rng: &mut ChaCha8Rng) {
     const TRIALS: usize = 100;
     const N: usize = 400;
-    println!("blend: {TRIALS} trials, two rankers of {N} items on different scales, 5-fold cross-fit");
+    println!(
+        "blend: {TRIALS} trials, two rankers of {N} items on different scales, 5-fold cross-fit; \
+         each gap as mean (sd of a trial, se of the mean)"
+    );
     for (kind, binary) in [(MetricKind::Auc, true), (MetricKind::Spearman, false)] {
-        let (mut raw_gap, mut fit_gap, mut raw_over_best, mut fit_over_best) = (0.0, 0.0, 0.0, 0.0);
+        // Per trial: pooled - per-fold on raw and common scales, blend - best component on both.
+        let mut gaps: [Vec<f64>; 4] = Default::default();
         for _ in 0..TRIALS {
             let signal: Vec<f64> = (0..N).map(|_| normal(rng)).collect();
             let y: Vec<f64> = if binary {
@@ -189,23 +195,24 @@ pub fn blends(rng: &mut ChaCha8Rng) {
             let best = s(&components[0]).max(s(&components[1]));
             let pooled = |c: &[Vec<f64>]| s(&weights::cross_fit(kind, &y, c).expect("valid"));
             let scaled = weights::rescale(&weights::units(kind, &components), &components);
-            let raw = pooled(&components);
-            raw_gap += raw - weights::per_fold_score(kind, &y, &components).expect("valid");
-            raw_over_best += raw - best;
-            let fitted = pooled(&scaled);
-            fit_gap += fitted - weights::per_fold_score(kind, &y, &scaled).expect("valid");
-            fit_over_best += fitted - best;
+            let (raw, fitted) = (pooled(&components), pooled(&scaled));
+            gaps[0].push(raw - weights::per_fold_score(kind, &y, &components).expect("valid"));
+            gaps[1].push(fitted - weights::per_fold_score(kind, &y, &scaled).expect("valid"));
+            gaps[2].push(raw - best);
+            gaps[3].push(fitted - best);
         }
-        let m = |x: f64| x / TRIALS as f64;
+        let [raw_gap, fit_gap, raw_over_best, fit_over_best] = gaps.map(|g| spread(&g));
         println!(
-            "  {kind:<8} pooled - per-fold: raw scales {:+.4}, common scale {:+.4}; blend - best component: \
-             raw {:+.4}, common {:+.4}",
-            m(raw_gap),
-            m(fit_gap),
-            m(raw_over_best),
-            m(fit_over_best)
+            "  {kind:<8} pooled - per-fold: raw scales {raw_gap}, common scale {fit_gap}; blend - best component: \
+             raw {raw_over_best}, common {fit_over_best}"
         );
     }
+}
+
+/// Mean of per-trial figures with the sd of one trial and the se of the mean.
+fn spread(values: &[f64]) -> String {
+    let (mean, sd) = mean_sd(values);
+    format!("{mean:+.4} (sd {sd:.4}, se {:.4})", sd / (values.len() as f64).sqrt())
 }
 
 /// Seeds of the night scenarios, one each so none depends on another.

@@ -28,8 +28,9 @@
 //! each look comes from `scalar::look_confidence`, which shares the one-sided
 //! budget among the looks: over all of them together, a candidate with no real
 //! gain still passes at most (1 - confidence) / 2 of the time. Reruns that
-//! agree exactly (seed sd 0) would repeat the same statistic at each look, so
-//! such a candidate is judged once, at the last look's level, with no repeats.
+//! agree exactly (seed sd 0, to rounding) would repeat the same statistic at
+//! each look, so such a candidate is judged once, at the last look's level,
+//! with no repeats.
 //!
 //! Invariants: pure and deterministic given the config's seed; reasons are one
 //! sentence, readable by a person and an agent alike.
@@ -262,7 +263,7 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     // Reruns that agree exactly (seed sd 0) make every later look the same
     // statistic, so it is judged once at the last look's level: the share of
     // the budget it would reach after the repeats, without running them.
-    let deterministic = noise.sd == 0.0;
+    let deterministic = noise.exact();
     let look = if deterministic { looks } else { n.min(looks) };
     let confidence = look_confidence(config.confidence, look, looks);
     let iv = interval(r.goal, &r.leader, &r.candidate, noise, items, confidence);
@@ -280,6 +281,13 @@ fn decide_scalar(config: &GateConfig, r: &ScalarRuns) -> Result<GateReport, Gate
     };
     let level = Level { confidence, look, looks, exact: deterministic };
     Ok(report(config.minimum(), level, iv, ask, &straddle, n).with(sensitivity))
+}
+
+/// Whether the runs measure no seed noise at all: the leader's reruns (or its
+/// stored baseline) and the candidate's runs agree exactly, or to rounding
+/// (`scalar::ROUNDING`), so a rerun repeats the same value. `false` where there is no noise estimate.
+pub fn deterministic(r: &ScalarRuns) -> bool {
+    noise(&r.leader, &r.candidate, r.noise_sd).is_some_and(|n| n.exact())
 }
 
 /// The item-sampling noise of scalar-mode runs.
@@ -482,10 +490,15 @@ mod tests {
             items: Some(ItemEvidence::Scores { leader: vec![1.0; 20], candidate }),
         };
         let config = GateConfig { confidence: 0.6, ..GateConfig::default() };
-        let report = decide(&config, &Evidence::Scalar(runs)).unwrap();
-        // At the first look's 95.56% it would straddle and ask for two identical reruns.
-        assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
-        assert!(report.reason.contains("(77.78% CI"), "the third look's level: {}", report.reason);
+        // Reruns that differ in their last bits are as deterministic as identical ones.
+        let rounded = ScalarRuns { leader: vec![1.0, 1.0 + 4.0 * f64::EPSILON], ..runs.clone() };
+        assert!(deterministic(&runs) && deterministic(&rounded));
+        for runs in [runs, rounded] {
+            let report = decide(&config, &Evidence::Scalar(runs)).unwrap();
+            // At the first look's 95.56% it would straddle and ask for two identical reruns.
+            assert_eq!(report.verdict, Verdict::Pass, "{}", report.reason);
+            assert!(report.reason.contains("(77.78% CI"), "the third look's level: {}", report.reason);
+        }
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod scalar;
 pub use bootstrap::{BootstrapError, BootstrapEstimate, BootstrapOptions, paired_bootstrap};
 pub use decide::{
     Evidence, GateConfig, GateError, GateReport, ItemEvidence, PairedSamples, ScalarRuns, Sensitivity, Verdict, decide,
-    naive_keep,
+    deterministic, naive_keep,
 };
 pub use kind::{Goal, MetricKind, Scorer};
 pub use metrics::{MetricError, per_sample_errors, score, statistic_on, validate};

@@ -4,8 +4,12 @@
 //! A bootstrap resample is a multiset of the original items, so it is fully
 //! described by per-item counts. Sorting every value once up front and walking
 //! that fixed order with the counts gives the resample's average ranks in O(n),
-//! with no sort and no allocation per resample. The full set is the special case
-//! of all weights 1, so `score` and the bootstrap share one implementation.
+//! with no sort and no allocation per resample. Each statistic is one such walk
+//! per side with no branch on the data: Spearman writes the labels' ranks,
+//! centred on the mean rank (which ties leave at (N + 1) / 2), then sums each
+//! prediction's cross products per run of tied values as it walks; AUC sums
+//! positives and negatives per run. The full set is the special case of all
+//! weights 1, so `score` and the bootstrap share one implementation.
 //!
 //! Invariants: inputs are finite (callers validate); a statistic that is
 //! undefined on the weighted set (a constant side, a missing class) is `None`,
@@ -18,43 +22,88 @@ use super::kind::MetricKind;
 #[derive(Debug, Clone)]
 pub(crate) struct Ranking {
     order: Vec<u32>,
-    /// Start of each run of equal values within `order`, then `order.len()`.
-    bounds: Vec<usize>,
+    /// Whether `order[k]` ends a run of equal values: one flag per position,
+    /// so the walk is one flat loop whether or not the values tie.
+    last: Vec<bool>,
 }
 
 impl Ranking {
     pub(crate) fn new(values: &[f64]) -> Self {
         let mut order: Vec<u32> = (0..values.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
-        let mut bounds = Vec::with_capacity(values.len() + 1);
-        for (k, &item) in order.iter().enumerate() {
-            // `==` rather than total_cmp so that -0.0 and 0.0 tie, as they should.
-            if k == 0 || values[order[k - 1] as usize] != values[item as usize] {
-                bounds.push(k);
+        // `==` rather than total_cmp so that -0.0 and 0.0 tie, as they should.
+        let last = (0..order.len())
+            .map(|k| k + 1 == order.len() || values[order[k] as usize] != values[order[k + 1] as usize])
+            .collect();
+        Self { order, last }
+    }
+
+    /// Walks the items in increasing value order, summing each run of tied
+    /// values' weight and weighted `value(item)`, and hands both to `group`
+    /// at the end of the run. Generic, so both closures inline into the loop.
+    #[inline]
+    fn fold_groups(&self, weights: &[u32], value: impl Fn(usize) -> f64, mut group: impl FnMut(f64, f64)) {
+        let (mut weight, mut sum) = (0.0, 0.0);
+        for (&item, &last) in self.order.iter().zip(&self.last) {
+            let w = f64::from(weights[item as usize]);
+            weight += w;
+            sum += w * value(item as usize);
+            if last {
+                group(weight, sum);
+                (weight, sum) = (0.0, 0.0);
             }
         }
-        bounds.push(order.len());
-        Self { order, bounds }
     }
 
-    /// Runs of tied items, in increasing value order.
-    fn groups(&self) -> impl Iterator<Item = &[u32]> {
-        self.bounds.windows(2).map(|w| &self.order[w[0]..w[1]])
-    }
-
-    /// 1-based average ranks within the multiset; ties share the mean of the
-    /// positions they occupy, duplicates of one item included.
-    pub(crate) fn ranks_into(&self, weights: &[u32], out: &mut [f64]) {
-        let mut before = 0.0;
-        for group in self.groups() {
-            let weight: f64 = group.iter().map(|&i| f64::from(weights[i as usize])).sum();
-            let rank = before + (weight + 1.0) / 2.0;
-            for &i in group {
-                out[i as usize] = rank;
+    /// Centred average ranks within the multiset of `total` items (rank minus
+    /// the mean rank (total + 1) / 2, which ties leave unchanged) into `out`;
+    /// returns their weighted sum of squares and how many runs of tied values
+    /// carry weight (fewer than 2: the side is constant).
+    fn centred_ranks_into(&self, weights: &[u32], total: f64, out: &mut [f64]) -> (f64, usize) {
+        let (mut before, mut weight, mut ss, mut groups, mut start) = (0.0, 0.0, 0.0, 0, 0);
+        for (k, (&item, &last)) in self.order.iter().zip(&self.last).enumerate() {
+            weight += f64::from(weights[item as usize]);
+            if last {
+                let centred = before + (weight - total) / 2.0;
+                for &tied in &self.order[start..=k] {
+                    out[tied as usize] = centred;
+                }
+                ss += weight * centred * centred;
+                groups += usize::from(weight > 0.0);
+                before += weight;
+                (weight, start) = (0.0, k + 1);
             }
+        }
+        (ss, groups)
+    }
+}
+
+/// Weighted Spearman correlation of `x` (its ranking) with labels whose
+/// centred ranks `y_centred`, sum of squares `y_ss` and weighted run count
+/// `y_groups` come from [`Ranking::centred_ranks_into`]: one pass over `x`'s
+/// order, the cross products summed per run of tied `x` values. `None` when
+/// either side is constant over the items of positive weight.
+fn weighted_spearman(
+    x: &Ranking,
+    y_centred: &[f64],
+    (y_ss, y_groups): (f64, usize),
+    weights: &[u32],
+    total: f64,
+) -> Option<f64> {
+    let (mut before, mut ss, mut cross, mut groups) = (0.0, 0.0, 0.0, 0);
+    x.fold_groups(
+        weights,
+        |item| y_centred[item],
+        |weight, y_sum| {
+            let centred = before + (weight - total) / 2.0;
+            ss += weight * centred * centred;
+            cross += centred * y_sum;
+            groups += usize::from(weight > 0.0);
             before += weight;
-        }
-    }
+        },
+    );
+    // Rounding can push |r| a hair past 1; the statistic cannot exceed it.
+    (groups >= 2 && y_groups >= 2).then(|| (cross / (ss * y_ss).sqrt()).clamp(-1.0, 1.0))
 }
 
 /// Weighted Pearson correlation; `None` when either side is constant over the
@@ -92,23 +141,19 @@ pub(crate) fn weighted_pearson(x: &[f64], y: &[f64], weights: &[u32]) -> Option<
 
 /// Weighted ROC AUC (the Mann-Whitney U statistic over all positive/negative
 /// pairs, a tied pair counting one half); `None` when a class has no weight.
-pub(crate) fn weighted_auc(scores: &Ranking, positive: &[bool], weights: &[u32]) -> Option<f64> {
-    let (mut negatives_below, mut wins) = (0.0, 0.0);
-    let mut positives = 0.0;
-    for group in scores.groups() {
-        let (mut pos, mut neg) = (0.0, 0.0);
-        for &i in group {
-            let w = f64::from(weights[i as usize]);
-            if positive[i as usize] {
-                pos += w;
-            } else {
-                neg += w;
-            }
-        }
-        wins += pos * (negatives_below + 0.5 * neg);
-        negatives_below += neg;
-        positives += pos;
-    }
+/// `positive` is 1.0 or 0.0 per item, so the walk has no branch on the class.
+pub(crate) fn weighted_auc(scores: &Ranking, positive: &[f64], weights: &[u32]) -> Option<f64> {
+    let (mut negatives_below, mut wins, mut positives) = (0.0, 0.0, 0.0);
+    scores.fold_groups(
+        weights,
+        |item| positive[item],
+        |weight, pos| {
+            let neg = weight - pos;
+            wins += pos * (negatives_below + 0.5 * neg);
+            negatives_below += neg;
+            positives += pos;
+        },
+    );
     (positives > 0.0 && negatives_below > 0.0).then(|| wins / (positives * negatives_below))
 }
 
@@ -119,15 +164,16 @@ pub(crate) struct WholeStat<'a> {
     kind: MetricKind,
     y_true: &'a [f64],
     y_ranking: Option<Ranking>,
-    positive: Vec<bool>,
+    /// 1.0 for a positive label, else 0.0 (auc).
+    positive: Vec<f64>,
     preds: Vec<(&'a [f64], Option<Ranking>)>,
 }
 
-/// Per-thread buffers for [`WholeStat::eval`], reused across resamples.
+/// Per-thread buffer for [`WholeStat::eval`], reused across resamples: the
+/// labels' centred ranks (spearman).
 #[derive(Debug, Default)]
 pub(crate) struct RankScratch {
-    y_ranks: Vec<f64>,
-    p_ranks: Vec<f64>,
+    y_centred: Vec<f64>,
 }
 
 impl<'a> WholeStat<'a> {
@@ -140,30 +186,26 @@ impl<'a> WholeStat<'a> {
             kind,
             y_true,
             y_ranking: spearman.then(|| Ranking::new(y_true)),
-            positive: y_true.iter().map(|&y| y == 1.0).collect(),
+            positive: y_true.iter().map(|&y| f64::from(u8::from(y == 1.0))).collect(),
             preds,
         }
     }
 
     pub(crate) fn scratch(&self) -> RankScratch {
         let n = if self.kind == MetricKind::Spearman { self.y_true.len() } else { 0 };
-        RankScratch { y_ranks: vec![0.0; n], p_ranks: vec![0.0; n] }
+        RankScratch { y_centred: vec![0.0; n] }
     }
 
     /// The statistic of each prediction vector on the weighted items, in the
     /// order given to `new`; `None` where it is undefined on this multiset.
     pub(crate) fn eval(&self, weights: &[u32], scratch: &mut RankScratch, out: &mut [Option<f64>]) {
-        if let Some(ranking) = &self.y_ranking {
-            ranking.ranks_into(weights, &mut scratch.y_ranks);
-        }
+        let total = weights.iter().map(|&w| f64::from(w)).sum::<f64>();
+        let labels = self.y_ranking.as_ref().map(|r| r.centred_ranks_into(weights, total, &mut scratch.y_centred));
         for ((pred, ranking), slot) in self.preds.iter().zip(out.iter_mut()) {
-            *slot = match (self.kind, ranking) {
-                (MetricKind::Auc, Some(r)) => weighted_auc(r, &self.positive, weights),
-                (MetricKind::Spearman, Some(r)) => {
-                    r.ranks_into(weights, &mut scratch.p_ranks);
-                    weighted_pearson(&scratch.p_ranks, &scratch.y_ranks, weights)
-                }
-                _ => weighted_pearson(pred, self.y_true, weights),
+            *slot = match (ranking, labels) {
+                (Some(r), Some(labels)) => weighted_spearman(r, &scratch.y_centred, labels, weights, total),
+                (Some(r), None) => weighted_auc(r, &self.positive, weights),
+                (None, _) => weighted_pearson(pred, self.y_true, weights),
             };
         }
     }
@@ -173,16 +215,93 @@ impl<'a> WholeStat<'a> {
 mod tests {
     use super::*;
 
+    /// Deterministic, irregular numbers in [0, 1): a small LCG rather than a dependency.
+    fn uniform(state: &mut u64) -> f64 {
+        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The multiset spelled out: item `i` repeated `weights[i]` times.
+    fn expand(v: &[f64], weights: &[u32]) -> Vec<f64> {
+        v.iter().zip(weights).flat_map(|(&a, &k)| std::iter::repeat_n(a, k as usize)).collect()
+    }
+
+    /// Average ranks the textbook way: sort, then give each run of ties the mean of its positions.
+    fn sorted_ranks(v: &[f64]) -> Vec<f64> {
+        let mut order: Vec<usize> = (0..v.len()).collect();
+        order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+        let mut ranks = vec![0.0; v.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let end = (start..order.len()).find(|&k| v[order[k]] != v[order[start]]).unwrap_or(order.len());
+            for &i in &order[start..end] {
+                ranks[i] = (start + end + 1) as f64 / 2.0;
+            }
+            start = end;
+        }
+        ranks
+    }
+
+    /// Spearman on the spelled-out multiset: sorted ranks, then a two-pass Pearson.
+    fn naive_spearman(x: &[f64], y: &[f64]) -> Option<f64> {
+        let (rx, ry) = (sorted_ranks(x), sorted_ranks(y));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (mx, my) = (mean(&rx), mean(&ry));
+        let sxy: f64 = rx.iter().zip(&ry).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let sxx: f64 = rx.iter().map(|a| (a - mx).powi(2)).sum();
+        let syy: f64 = ry.iter().map(|b| (b - my).powi(2)).sum();
+        (sxx > 0.0 && syy > 0.0).then(|| sxy / (sxx * syy).sqrt())
+    }
+
+    /// AUC on the spelled-out multiset, every positive/negative pair counted.
+    fn naive_auc(scores: &[f64], positive: &[f64]) -> Option<f64> {
+        let (mut wins, mut pairs) = (0.0, 0.0);
+        for (s, _) in scores.iter().zip(positive).filter(|(_, p)| **p == 1.0) {
+            for (t, _) in scores.iter().zip(positive).filter(|(_, p)| **p == 0.0) {
+                wins += if s > t {
+                    1.0
+                } else if s == t {
+                    0.5
+                } else {
+                    0.0
+                };
+                pairs += 1.0;
+            }
+        }
+        (pairs > 0.0).then(|| wins / pairs)
+    }
+
     #[test]
-    fn average_ranks_share_tied_positions() {
-        let r = Ranking::new(&[3.0, 1.0, 2.0, 2.0]);
-        let mut out = [0.0; 4];
-        r.ranks_into(&[1, 1, 1, 1], &mut out);
-        assert_eq!(out, [4.0, 1.0, 2.5, 2.5]);
-        // Item 1 twice, item 2 once, items 0 and 3 absent: the multiset {1, 1, 2}.
-        r.ranks_into(&[0, 2, 1, 0], &mut out);
-        // The 1s share positions 1 and 2; the 2 sits at 3, and so would its absent twin.
-        assert_eq!((out[1], out[2], out[3]), (1.5, 3.0, 3.0));
+    fn one_pass_statistics_equal_sorting_each_multiset() {
+        let mut state = 11;
+        for case in 0..300 {
+            let n = 3 + case % 57;
+            // Few distinct values on some cases, so ties of every size occur.
+            let levels = [3.0, 8.0, 1e9][case % 3];
+            let mut draw = |scale: f64| (uniform(&mut state) * scale).floor() / scale;
+            let x: Vec<f64> = (0..n).map(|_| draw(levels)).collect();
+            let y: Vec<f64> = (0..n).map(|_| draw(levels)).collect();
+            let positive: Vec<f64> = (0..n).map(|_| f64::from(u8::from(uniform(&mut state) < 0.4))).collect();
+            // A bootstrap resample's counts: n draws with replacement.
+            let mut weights = vec![0u32; n];
+            for _ in 0..n {
+                weights[(uniform(&mut state) * n as f64) as usize] += 1;
+            }
+            let stat = WholeStat::new(MetricKind::Spearman, &y, &[&x]);
+            let mut out = [None];
+            stat.eval(&weights, &mut stat.scratch(), &mut out);
+            let want = naive_spearman(&expand(&x, &weights), &expand(&y, &weights));
+            match (out[0], want) {
+                (Some(got), Some(want)) => assert!((got - want).abs() < 1e-12, "case {case}: {got} vs {want}"),
+                (got, want) => assert_eq!(got, want, "case {case}: undefined on one side only"),
+            }
+            let got = weighted_auc(&Ranking::new(&x), &positive, &weights);
+            let want = naive_auc(&expand(&x, &weights), &expand(&positive, &weights));
+            match (got, want) {
+                (Some(got), Some(want)) => assert!((got - want).abs() < 1e-12, "case {case}: {got} vs {want}"),
+                (got, want) => assert_eq!(got, want, "case {case}: a class missing on one side only"),
+            }
+        }
     }
 
     #[test]
@@ -209,7 +328,7 @@ mod tests {
     #[test]
     fn auc_counts_ties_as_half() {
         let scores = Ranking::new(&[0.1, 0.4, 0.4, 0.8]);
-        let positive = [false, false, true, true];
+        let positive = [0.0, 0.0, 1.0, 1.0];
         // Pairs (pos, neg): (0.4 vs 0.1) win, (0.4 vs 0.4) half, (0.8 vs both) two wins.
         assert_eq!(weighted_auc(&scores, &positive, &[1, 1, 1, 1]), Some(3.5 / 4.0));
         assert_eq!(weighted_auc(&scores, &positive, &[0, 0, 1, 1]), None);

@@ -13,7 +13,7 @@
 //! treated as known. With neither there is no estimate, and the caller must
 //! refuse to judge. The two variances add (seeds and items are independent
 //! draws), and the degrees of freedom of the sum are Welch-Satterthwaite's. A
-//! deterministic leaf (seed sd 0) is still judged on its items, so a gap is
+//! deterministic leaf (seed sd 0, rounding included) is still judged on its items, so a gap is
 //! exact only when every item moved by the same amount. Improvement is signed
 //! by the goal: positive means the candidate is better.
 
@@ -27,6 +27,13 @@ pub(crate) struct Noise {
     pub(crate) sd: f64,
     /// Degrees of freedom of `sd`; infinite for a stored baseline.
     pub(crate) df: f64,
+}
+
+impl Noise {
+    /// Runs that agree exactly: a rerun repeats the same value.
+    pub(crate) fn exact(&self) -> bool {
+        self.sd == 0.0
+    }
 }
 
 /// The item-sampling standard error of the improvement, from `n` paired items.
@@ -68,14 +75,26 @@ pub(crate) fn sum_sq_dev(values: &[f64]) -> f64 {
     values.iter().map(|v| (v - m).powi(2)).sum()
 }
 
-/// Pooled sd when the leader has repeats, else the stored baseline, else none.
+/// Run-to-run sd at or below this share of the runs' magnitude (floored at 1)
+/// is rounding, not seeds. Reruns of deterministic code differ only where
+/// floating-point sums are reassociated (threads, BLAS blocking): about 1e-16
+/// relative per operation and rarely past 1e-12 over a whole metric ("sd
+/// 8.702e-15" on a leaf of mae near 0.4), while one different seed moves any
+/// trained metric by far more than 1e-9 of itself. The floor keeps a metric
+/// near 0 (mae 0) from reading its rounding as relative noise.
+const ROUNDING: f64 = 1e-9;
+
+/// Pooled sd when the leader has repeats, else the stored baseline, else
+/// none; exactly 0 where it is no more than rounding (see [`ROUNDING`]).
 pub(crate) fn noise(leader: &[f64], candidate: &[f64], stored_sd: Option<f64>) -> Option<Noise> {
-    if leader.len() >= 2 {
+    let noise = if leader.len() >= 2 {
         let df = (leader.len() - 1 + candidate.len() - 1) as f64;
-        let sd = ((sum_sq_dev(leader) + sum_sq_dev(candidate)) / df).sqrt();
-        return Some(Noise { sd, df });
-    }
-    stored_sd.map(|sd| Noise { sd, df: f64::INFINITY })
+        Noise { sd: ((sum_sq_dev(leader) + sum_sq_dev(candidate)) / df).sqrt(), df }
+    } else {
+        Noise { sd: stored_sd?, df: f64::INFINITY }
+    };
+    let scale = leader.iter().chain(candidate).fold(1.0_f64, |m, v| m.max(v.abs()));
+    Some(if noise.sd <= ROUNDING * scale { Noise { sd: 0.0, ..noise } } else { noise })
 }
 
 /// Two-sided `confidence` interval of the improvement, and P(T > 0) for the
@@ -238,6 +257,22 @@ mod tests {
         assert!((n.sd - (0.025_f64 / 5.0).sqrt()).abs() < 1e-12 && n.df == 5.0);
         assert_eq!(noise(&[1.0], &[0.5, 0.6], Some(0.1)), Some(Noise { sd: 0.1, df: f64::INFINITY }));
         assert_eq!(noise(&[1.0], &[0.5, 0.6], None), None);
+    }
+
+    #[test]
+    fn rounding_is_not_seed_noise() {
+        // Reruns of deterministic code that differ in the last bits: the "sd 8.702e-15" of a real baseline.
+        let loss = 0.4123456789;
+        let rounded = noise(&[loss, loss + 1.2e-14, loss], &[0.40], None).unwrap();
+        assert_eq!(rounded.sd, 0.0);
+        assert!(rounded.exact() && rounded.df == 2.0, "{rounded:?}");
+        assert!(noise(&[loss], &[0.40], Some(8.702e-15)).unwrap().exact(), "a stored rounding sd");
+        // The tolerance scales with the values, floored at 1: 1e-9 of 5000 is rounding, of 1 it is not.
+        assert!(noise(&[5000.0, 5000.0 + 4e-6], &[4000.0], None).unwrap().exact());
+        assert!(!noise(&[0.0, 4e-9], &[0.0], None).unwrap().exact(), "a metric near 0 keeps an absolute floor");
+        // Real seed noise, however small next to the metric, stays.
+        let seeds = noise(&[loss, loss + 1e-6], &[0.40], None).unwrap();
+        assert!(seeds.sd > 0.0 && !seeds.exact(), "{seeds:?}");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! behaviour (`no-op`), only changes seeds (`seed-only`) or only touches
 //! evaluation paths (`eval-only`). The gate never keeps a flagged candidate on
 //! a single run: a rerun of the same code, a lucky seed or an evaluation edit
-//! looks like a gain on one run and is noise or a moved goal post. Pure text
-//! analysis of a `git diff`, no I/O.
+//! looks like a gain on one run and is noise or a moved goal post; in
+//! deterministic code, where reruns agree exactly, a `no-op` or `seed-only`
+//! candidate is never kept at all. Pure text analysis of a `git diff`, no I/O.
 //!
 //! Rules, deliberately conservative (a false flag only costs repeats; a
 //! missed one is still judged on its noise):
@@ -26,6 +27,10 @@ use std::collections::BTreeMap;
 pub const NO_OP: &str = "no-op";
 pub const SEED_ONLY: &str = "seed-only";
 pub const EVAL_ONLY: &str = "eval-only";
+/// Flags of a candidate that can only differ from the leader by luck: no
+/// behaviour changed, or only a seed. Deterministic code repeats such a
+/// candidate's luck exactly, so it is never kept there (`judge::apply_flags`).
+pub const LUCK: [&str; 2] = [NO_OP, SEED_ONLY];
 /// The code of an earlier discarded candidate, run again (found by the
 /// runs' file hashes, not by this module's text analysis): its runs are pooled
 /// with the earlier ones, so a resubmission is one more look, not a fresh draw.

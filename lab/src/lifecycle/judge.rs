@@ -18,8 +18,9 @@
 //!
 //! Flagged candidates (`seed-only`, `eval-only`, see `flags`) are never kept on
 //! one run: a scalar pass on one run becomes NEEDS_REPEATS (or FAIL at the last
-//! allowed run), a predictions pass becomes FAIL. Read-only: nothing here
-//! writes the store or a file.
+//! allowed run), a predictions pass becomes FAIL, and in deterministic code
+//! (runs that agree exactly) a `seed-only` or `no-op` pass is a FAIL at any run
+//! count. Read-only: nothing here writes the store or a file.
 
 use std::path::{Path, PathBuf};
 
@@ -111,8 +112,7 @@ pub fn judge(store: &Store, leaf: &Leaf, candidate: ExperimentId, lock_sha256: &
     let evidence = evidence(store, leaf, candidate, leader_id, lock_sha256)?;
     let report = gate::decide(&config, &evidence)
         .map_err(|e| LabError::usage(format!("the gate cannot judge {candidate}: {e}")))?;
-    let repeatable = matches!(evidence, Evidence::Scalar(_));
-    let report = apply_flags(report, &flags, repeatable, config.max_candidate_runs);
+    let report = apply_flags(report, &flags, Reruns::of(&evidence), config.max_candidate_runs);
     Ok(Judgement { report, leader: Some(leader), mode, flags })
 }
 
@@ -130,22 +130,57 @@ pub fn evidence(
     }
 }
 
-/// A flagged candidate cannot pass on a single run. `repeatable`: the
-/// evidence counts runs (seed noise was measured), so repeats can settle it;
-/// otherwise the fixed predictions of one run are all there is.
-pub fn apply_flags(mut report: GateReport, flags: &[String], repeatable: bool, max_runs: usize) -> GateReport {
-    if flags.is_empty() || report.verdict != Verdict::Pass || (repeatable && report.n >= 2) {
+/// What another run of a candidate can show, which decides what a flag costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reruns {
+    /// Predictions mode's fixed val predictions: one run is all there is.
+    Fixed,
+    /// Runs whose values move with the seed: repeats measure the luck.
+    Vary,
+    /// Runs that agree exactly (seed sd 0): a rerun repeats the same value.
+    Identical,
+}
+
+impl Reruns {
+    pub fn of(evidence: &Evidence) -> Self {
+        match evidence {
+            Evidence::Predictions(_) => Self::Fixed,
+            Evidence::Scalar(runs) if gate::deterministic(runs) => Self::Identical,
+            Evidence::Scalar(_) => Self::Vary,
+        }
+    }
+}
+
+/// A flagged candidate cannot pass on a single run: repeats of stochastic
+/// code settle it; the fixed predictions of one run cannot. In deterministic
+/// code a candidate that changes no behaviour or only a seed is never kept
+/// at all: its reruns agree exactly, so "more than one run" adds nothing, and
+/// a seed that happens to suit the validation items is one draw among seeds
+/// that no rerun can tell from skill (the seed-fishing attack, `tests/attacks.rs`).
+pub fn apply_flags(mut report: GateReport, flags: &[String], reruns: Reruns, max_runs: usize) -> GateReport {
+    if flags.is_empty() || report.verdict != Verdict::Pass {
+        return report;
+    }
+    let luck: Vec<&str> = flags.iter().map(String::as_str).filter(|f| flags::LUCK.contains(f)).collect();
+    let repeatable = reruns != Reruns::Fixed && (reruns == Reruns::Vary || luck.is_empty());
+    if repeatable && report.n >= 2 {
         return report;
     }
     let what = flags.join(", ");
     report.verdict = if repeatable && report.n < max_runs { Verdict::NeedsRepeats } else { Verdict::Fail };
-    report.reason = match repeatable {
-        true if report.verdict == Verdict::NeedsRepeats => format!(
+    report.reason = match (reruns, repeatable) {
+        (Reruns::Identical, false) => format!(
+            "{}, but the candidate is flagged {} and its code is deterministic (its runs agree exactly): it differs \
+             from the leader by at most the draw of a seed, which reruns repeat rather than test, so it is never kept",
+            report.reason,
+            luck.join(", ")
+        ),
+        (_, true) if report.verdict == Verdict::NeedsRepeats => format!(
             "{}, but the candidate is flagged {what}: a flagged candidate is never kept on one run, so it needs repeats",
             report.reason
         ),
-        true => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
-        false => format!(
+        (_, true) => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
+        (_, false) => format!(
             "{}, but the candidate is flagged {what}: refused a keep (a flagged candidate is never kept on one run)",
             report.reason
         ),
@@ -382,5 +417,49 @@ pub fn leaf_prefix(leaf: &Leaf, workdir: &Path) -> String {
     match dir.strip_prefix(&workdir) {
         Ok(rel) if !rel.as_os_str().is_empty() => format!("{}/", rel.display()),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(n: usize) -> GateReport {
+        GateReport {
+            improvement: 0.1,
+            ci_low: 0.05,
+            ci_high: 0.15,
+            prob_better: 1.0,
+            verdict: Verdict::Pass,
+            reason: "improvement 0.1 clears the minimum".into(),
+            n,
+            sensitivity: None,
+        }
+    }
+
+    #[test]
+    fn flags_cost_what_reruns_can_show() {
+        let (seed, eval) = (vec![flags::SEED_ONLY.to_owned()], vec![flags::EVAL_ONLY.to_owned()]);
+        let cases = [
+            (&seed, Reruns::Vary, 1, Verdict::NeedsRepeats),
+            (&seed, Reruns::Vary, 2, Verdict::Pass),
+            (&seed, Reruns::Vary, 3, Verdict::Pass),
+            (&seed, Reruns::Fixed, 1, Verdict::Fail),
+            (&seed, Reruns::Identical, 1, Verdict::Fail),
+            (&seed, Reruns::Identical, 2, Verdict::Fail),
+            (&eval, Reruns::Identical, 1, Verdict::NeedsRepeats),
+            (&eval, Reruns::Identical, 2, Verdict::Pass),
+            (&vec![], Reruns::Identical, 1, Verdict::Pass),
+        ];
+        for (flags, reruns, n, want) in cases {
+            let report = apply_flags(pass(n), flags, reruns, 3);
+            assert_eq!(report.verdict, want, "{flags:?} {reruns:?} n={n}: {}", report.reason);
+        }
+        let no_op = apply_flags(pass(2), &[flags::NO_OP.to_owned()], Reruns::Identical, 3);
+        assert!(
+            no_op.reason.ends_with("which reruns repeat rather than test, so it is never kept"),
+            "{}",
+            no_op.reason
+        );
     }
 }
