@@ -55,6 +55,10 @@ CONFIG = {
     "betas": (0.9, 0.95),
     "grad_clip": 1.0,
     "dropout": 0.0,
+    # infer: bytes predicted per forward pass. None: the context, so windows do not
+    # overlap and a window's first bytes have little to go on; context // 2: each
+    # pass also reads the previous half window, twice the passes.
+    "infer_stride": None,
 }
 REPORT_EVERY_S = 5.0
 FIRST_STEP_SECONDS = 2.0
@@ -274,18 +278,20 @@ def load(lab, device):
 
 
 def infer(lab, inputs):
-    """Logits (K, T, 256) float32 for bytes (K, T): consecutive windows of the model's
-    context, each predicted from the bytes before it in its window; no sampling."""
+    """Logits (K, T, 256) float32 for bytes (K, T), each predicted from the bytes before
+    it: `infer_stride` bytes per forward pass of at most the model's context; no sampling."""
     device = lab.device()
     model, context = load(lab, device)
     x = torch.as_tensor(np.asarray(inputs), dtype=torch.long)
     rows, width = x.shape
     out = np.empty((rows, width, prepare.VOCAB), dtype=np.float32)
+    stride = min(CONFIG["infer_stride"] or context, context)
     per_pass = max(1, INFER_BATCH_TOKENS // min(context, width))
     with torch.no_grad(), torch.autocast(torch.device(device).type, enabled=False):
         for r in range(0, rows, per_pass):
             block = x[r : r + per_pass].to(device)
-            for s in range(0, width, context):
-                logits = model(block[:, s : s + context]).float()
-                out[r : r + block.shape[0], s : s + context] = logits.cpu().numpy()
+            for s in range(0, width, stride):
+                lo = max(0, s + stride - context)  # the pass reads [lo, s + stride), keeps [s, s + stride)
+                logits = model(block[:, lo : s + stride]).float()
+                out[r : r + block.shape[0], s : s + stride] = logits[:, s - lo :].cpu().numpy()
     return out
