@@ -162,7 +162,13 @@ pub fn apply_flags(mut report: GateReport, flags: &[String], reruns: Reruns, max
         return report;
     }
     let luck: Vec<&str> = flags.iter().map(String::as_str).filter(|f| flags::LUCK.contains(f)).collect();
-    let repeatable = reruns != Reruns::Fixed && (reruns == Reruns::Vary || luck.is_empty());
+    // Whether more runs can settle it: never for fixed predictions, nor for
+    // luck in deterministic code, whose reruns repeat the same value.
+    let repeatable = match reruns {
+        Reruns::Fixed => false,
+        Reruns::Vary => true,
+        Reruns::Identical => luck.is_empty(),
+    };
     if repeatable && report.n >= 2 {
         return report;
     }
