@@ -63,15 +63,32 @@ fn chain_pids(lab: &TestLab, e: &str) -> Vec<i32> {
         .collect()
 }
 
-/// The `lab __keeper` child of the supervisor `pid`.
-fn keeper_of(pid: i32) -> Option<i32> {
+/// The `lab __keeper` child of the supervisor `pid` for its worker `worker`
+/// (`train`, `infer`: an artifact-mode run holds both while it trains).
+fn keeper_of(pid: i32, worker: &str) -> Option<i32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let child: i32 = e.file_name().to_str()?.parse().ok()?;
         let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
         let ppid: i32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        (ppid == pid && String::from_utf8_lossy(&cmdline).contains("__keeper")).then_some(child)
+        let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).into_owned();
+        let spec = format!("/{worker}.json");
+        (ppid == pid && cmdline.contains("__keeper") && cmdline.contains(&spec)).then_some(child)
     })
+}
+
+/// The processes whose command line names a path under `root`: every keeper
+/// and worker of a lab there.
+fn processes_under(root: &std::path::Path) -> Vec<String> {
+    let root = root.to_string_lossy().into_owned();
+    let mine = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok() && n != mine))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&root))
+        .collect()
 }
 
 const READS: &[&str] =
@@ -162,7 +179,7 @@ open(target, "wb").write(bytes(data))
     lab.edit(
         "leaves/attack-artifact/train.py",
         "    return {\"mean\": sum(data) / len(data)}",
-        "    import time\n    time.sleep(2)\n    return {\"mean\": 0.0}",
+        "    time.sleep(2)\n    return {\"mean\": 0.0}",
     );
     let ran = std::fs::read_to_string(lab.path("leaves/attack-artifact/train.py")).unwrap();
     let mut cmd = lab.std_cmd_in(lab.root(), &["run", "attack-artifact", "--decide", "--no-smoke", "--json", "-q"]);
@@ -299,6 +316,32 @@ fn escaping_the_budget_or_flooding_the_log_is_a_crash() {
 }
 
 #[test]
+fn the_infer_worker_started_early_runs_nothing_of_the_leaf_before_train_ends() {
+    // infer's interpreter starts while train runs (the runner's overhead), and
+    // gets its go only once train is gone: its import of the leaf's module comes
+    // after train's last line, however long train takes.
+    let lab = lab_with(&["attack-artifact"]);
+    lab.edit("leaves/attack-artifact/train.py", "TRAIN_SECONDS = 0.0", "TRAIN_SECONDS = 1.0");
+    lab.git(&["commit", "-qam", "a slow train"]);
+    lab.run(&["attack-artifact", "--decide", "--no-smoke"], 0);
+    let log = std::fs::read_to_string(lab.path(".lab/runs/e1/run.log")).unwrap();
+    let times = |tag: &str| -> Vec<f64> {
+        log.lines().filter_map(|l| l.strip_prefix(tag)).map(|t| t.trim().parse().unwrap()).collect()
+    };
+    let (imported, trained) = (times("IMPORTED "), times("TRAINED "));
+    assert_eq!((imported.len(), trained.len()), (2, 1), "{log}");
+    assert!(imported[0] < trained[0] && trained[0] <= imported[1], "infer imported the leaf during train: {log}");
+
+    // A train that fails cancels the waiting infer worker: nothing of it is left.
+    lab.edit("leaves/attack-artifact/train.py", "FLOOD_LOG = False", "FLOOD_LOG = True");
+    let s = lab.run(&["attack-artifact", "--decide", "--no-smoke"], 4);
+    assert_eq!(s["exit_reason"], "log_limit", "{s:#}");
+    let log = std::fs::read_to_string(lab.path(".lab/runs/e2/run.log")).unwrap();
+    assert_eq!(log.matches("IMPORTED ").count(), 1, "only train imported the leaf");
+    assert_eq!(processes_under(lab.root()), Vec::<String>::new(), "a cancelled worker was left running");
+}
+
+#[test]
 fn nothing_the_judged_code_starts_outlives_its_run() {
     let lab = lab_with(&["attack-artifact"]);
     // Fifteen nested processes, each in a session of its own.
@@ -340,7 +383,7 @@ fn nothing_the_judged_code_starts_outlives_its_run() {
         assert!(waiting.elapsed() < Duration::from_secs(60), "the chain never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let keeper = keeper_of(child.id() as i32).expect("the run has a keeper");
+    let keeper = keeper_of(child.id() as i32, "train").expect("the run has a keeper");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper), nix::sys::signal::Signal::SIGKILL).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

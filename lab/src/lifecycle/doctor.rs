@@ -2,7 +2,7 @@
 //! same binary, interpreter start and virtual environment as `lab run`), plus
 //! where the research memory is.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -45,7 +45,6 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
         leaf: String::new(),
         code_dir: scratch.path().to_path_buf(),
         module_dir,
-        deadline: 0.0,
         seed: 0,
         smoke: false,
         device: DevicePreference::Auto,
@@ -63,7 +62,7 @@ pub fn diagnose(lab_root: Option<&std::path::Path>) -> Result<Diagnosis> {
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
     let env = env::worker_env(&spec, venv.as_ref(), scratch.path(), None);
     let log = std::fs::File::create(&log_path)?;
-    let limits = Limits { deadline: Instant::now() + BUDGET, log_bytes: LOG_CAP };
+    let limits = Limits { budget: BUDGET, log_bytes: LOG_CAP };
     let run = launch::launch(
         &spec_path,
         &env,

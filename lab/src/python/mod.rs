@@ -7,8 +7,10 @@
 //! die with its keeper, unblocks the signals the supervisor blocks, caps the
 //! size of any file it writes, and applies its sandbox (`sandbox::apply`),
 //! reporting what the kernel enforced as its first event. Then it checks the
-//! interpreter is the one it was built against, installs the `lab` module, runs
-//! its [`Role`](crate::supervisor::protocol::Role) and reports how the leaf's
+//! interpreter is the one it was built against and installs the `lab` module.
+//! Then it waits for the go (its deadline, on fd 4: the supervisor may start
+//! it while an earlier worker of the run still runs), runs its
+//! [`Role`](crate::supervisor::protocol::Role) and reports how the leaf's
 //! code ended. A user exception or `sys.exit` is reported and the worker ends in
 //! order; `os._exit`, a segfault or a kill end it at once, and the supervisor
 //! tells those apart by the missing `Done` event.
@@ -17,7 +19,8 @@ mod failure;
 mod module;
 mod roles;
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::BufRead as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
@@ -27,7 +30,7 @@ use pyo3::prelude::*;
 
 use crate::sandbox::{self, Status};
 use crate::supervisor::env::{BUILD_PYTHON_PREFIX, BUILD_PYTHON_VERSION};
-use crate::supervisor::protocol::{EVENTS_FD, Event, WorkerSpec};
+use crate::supervisor::protocol::{EVENTS_FD, Event, GO_FD, WorkerSpec};
 
 /// Run one worker; returns the process exit status (0: ended in order, 1: the
 /// leaf's code failed, 2: the worker could not start).
@@ -47,6 +50,7 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
         .append(true)
         .open(format!("/proc/self/fd/{EVENTS_FD}"))
         .context("the worker has no events pipe on fd 3")?;
+    let go = File::open(format!("/proc/self/fd/{GO_FD}")).context("the worker has no go pipe on fd 4")?;
     setrlimit(Resource::RLIMIT_FSIZE, spec.file_limit, spec.file_limit).context("cannot cap the size of files")?;
     let policy = spec.sandbox.clone();
     let role = spec.role.clone();
@@ -71,6 +75,8 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
             return Ok(true);
         }
         let lab = setup(py).map_err(|e| anyhow::anyhow!("cannot set up the interpreter: {e}"))?;
+        let Some(deadline) = wait_for_go(go) else { return Ok(false) };
+        module::go(py, deadline).map_err(|e| anyhow::anyhow!("cannot set the deadline: {e}"))?;
         let outcome = roles::run(py, &lab, &role);
         if let Err(err) = &outcome {
             module::emit(&failure::event(py, err));
@@ -81,6 +87,15 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
     })?;
     module::emit(&Event::Done);
     Ok(i32::from(failed))
+}
+
+/// Block until the supervisor lets the leaf's code run: one line on the go
+/// pipe, the Unix deadline. `None`: the pipe closed first (the supervisor
+/// will not run this worker after all; it is being stopped).
+fn wait_for_go(go: File) -> Option<f64> {
+    let mut line = String::new();
+    std::io::BufReader::new(go).read_line(&mut line).ok()?;
+    line.trim().parse().ok()
 }
 
 /// The interpreter's version must be the build's: the loader may have found

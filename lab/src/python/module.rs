@@ -29,6 +29,8 @@ pub(crate) struct State {
     pub spec: WorkerSpec,
     events: Mutex<File>,
     device: OnceLock<String>,
+    /// Unix time by which the worker must be done, from the go ([`go`]).
+    deadline: OnceLock<f64>,
 }
 
 static STATE: OnceLock<State> = OnceLock::new();
@@ -41,7 +43,14 @@ static HARNESS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 const HARNESS_SOURCE: &std::ffi::CStr = pyo3::ffi::c_str!(include_str!("harness.py"));
 
 pub(crate) fn init_state(spec: WorkerSpec, events: File) {
-    let _ = STATE.set(State { spec, events: Mutex::new(events), device: OnceLock::new() });
+    let _ = STATE.set(State { spec, events: Mutex::new(events), device: OnceLock::new(), deadline: OnceLock::new() });
+}
+
+/// The go: the deadline, set before any leaf code runs, for `lab.deadline()`
+/// and, as `LAB_DEADLINE`, for the child processes' `lab` module.
+pub(crate) fn go(py: Python<'_>, deadline: f64) -> PyResult<()> {
+    let _ = state().deadline.set(deadline);
+    py.import("os")?.getattr("environ")?.set_item("LAB_DEADLINE", format!("{deadline:.6}"))
 }
 
 pub(crate) fn state() -> &'static State {
@@ -99,13 +108,13 @@ fn unix_now() -> f64 {
 /// Unix time (seconds) by which training must be over; the run is killed then.
 #[pyfunction]
 fn deadline() -> f64 {
-    state().spec.deadline
+    state().deadline.get().copied().unwrap_or(0.0)
 }
 
 /// Seconds until the deadline (never negative).
 #[pyfunction]
 fn time_left() -> f64 {
-    (state().spec.deadline - unix_now()).max(0.0)
+    (deadline() - unix_now()).max(0.0)
 }
 
 /// "cuda" when the leaf may use a GPU and torch sees one, else "cpu".

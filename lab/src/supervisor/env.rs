@@ -209,7 +209,6 @@ pub fn worker_env(
         // The code runs from a fresh snapshot (read-only in the sandbox): no bytecode next to it.
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
         ("PYTHONHASHSEED".to_owned(), (spec.seed % (1 << 32)).to_string()),
-        ("LAB_DEADLINE".to_owned(), format!("{:.6}", spec.deadline)),
         ("LAB_SEED".to_owned(), spec.seed.to_string()),
         ("LAB_SMOKE".to_owned(), if spec.smoke { "1" } else { "0" }.to_owned()),
         ("LAB_LEAF_DIR".to_owned(), spec.code_dir.display().to_string()),

@@ -2,11 +2,12 @@
 //! deadline, the log cap, a stop asked for by the person or agent, and the
 //! channels back.
 //!
-//! The supervisor creates four pipes per worker: the lifeline (the keeper's
+//! The supervisor creates five pipes per worker: the lifeline (the keeper's
 //! stdin, never written: it closes when the supervisor dies), the keeper's
 //! reports (its stdout), the log (the keeper's stderr and the worker's stdout and
-//! stderr, copied into `run.log` up to [`Limits::log_bytes`]), and the events
-//! (fd 3 of the worker). At the deadline, on a log over its cap, or when the
+//! stderr, copied into `run.log` up to [`Limits::log_bytes`]), the events
+//! (fd 3 of the worker) and the go (fd 4: the worker waits on it, its
+//! interpreter up and no leaf code run, for its deadline; see [`Pending`]). At the deadline, on a log over its cap, or when the
 //! supervisor itself gets SIGINT, SIGTERM or SIGHUP (a signal thread takes them;
 //! they stay blocked for the rest of the process), the keeper is asked to stop
 //! the worker (SIGTERM to the keeper; it sends SIGTERM and then SIGKILL to the
@@ -19,10 +20,10 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 use command_fds::{CommandFdExt as _, FdMapping};
@@ -31,7 +32,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::progress::Progress;
-use super::protocol::{EVENTS_FD, Event, KeeperReport, Termination};
+use super::protocol::{EVENTS_FD, Event, GO_FD, KeeperReport, Termination};
 
 /// How often progress is drawn while nothing else happens.
 const TICK: Duration = Duration::from_millis(50);
@@ -43,8 +44,8 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// When the worker must be done (the `lab.deadline()` it was given).
-    pub deadline: Instant,
+    /// From the go to when the worker must be done (the `lab.deadline()` it is given).
+    pub budget: Duration,
     /// The most bytes of the worker's output kept in `run.log`; more is a crash.
     pub log_bytes: u64,
 }
@@ -109,22 +110,38 @@ enum News {
     ReportsClosed,
 }
 
+/// A keeper and its worker started, held before any leaf code runs: the
+/// worker has applied its sandbox and brought its interpreter up, and waits
+/// on its go pipe (fd [`GO_FD`]) for the deadline. [`Pending::supervise`]
+/// sends it; dropping a `Pending` instead stops the keeper, which ends the
+/// worker, and reaps it. Starting the next worker of a tier while the current
+/// one runs hides the interpreter's start-up from the run's wall clock.
+#[derive(Debug)]
+pub struct Pending {
+    keeper: Pid,
+    /// The go pipe's write end: one line, the Unix deadline, then closed.
+    go: Option<std::io::PipeWriter>,
+    /// Held, never written: it closes when the supervisor dies.
+    _lifeline: std::io::PipeWriter,
+    news: mpsc::Receiver<News>,
+    /// The most bytes of the worker's output kept in the log: unbounded until
+    /// the go (nothing of the leaf runs before), then [`Limits::log_bytes`].
+    log_cap: Arc<AtomicU64>,
+    over_cap: Arc<AtomicBool>,
+    copier: mpsc::Receiver<()>,
+    /// Set once [`Pending::supervise`] reaped the keeper.
+    reaped: bool,
+}
+
 /// Start `lab __keeper SPEC` with the environment of `cmd_env` (already
-/// cleaned by `env::worker_env`) and supervise it until it reports the end.
-pub fn launch(
-    spec_path: &Path,
-    env: &[(String, String)],
-    cwd: &Path,
-    log: &File,
-    limits: Limits,
-    progress: &mut Progress,
-) -> Result<Supervised> {
+/// cleaned by `env::worker_env`), up to the worker's wait for its go.
+pub fn spawn(spec_path: &Path, env: &[(String, String)], cwd: &Path, log: &File) -> Result<Pending> {
     watch_stop_signals();
-    // The write end is held, never written, until this function returns: it closes when the supervisor dies.
-    let (lifeline_read, _lifeline) = std::io::pipe()?;
+    let (lifeline_read, lifeline) = std::io::pipe()?;
     let (reports_read, reports_write) = std::io::pipe()?;
     let (log_read, log_write) = std::io::pipe()?;
     let (events_read, events_write) = std::io::pipe()?;
+    let (go_read, go) = std::io::pipe()?;
     let exe = std::env::current_exe().context("cannot find the lab binary to start a worker")?;
     let mut cmd = Command::new(exe);
     cmd.arg("__keeper")
@@ -136,84 +153,135 @@ pub fn launch(
         .stdin(Stdio::from(OwnedFd::from(lifeline_read)))
         .stdout(Stdio::from(OwnedFd::from(reports_write)))
         .stderr(Stdio::from(OwnedFd::from(log_write)))
-        .fd_mappings(vec![FdMapping { parent_fd: OwnedFd::from(events_write), child_fd: EVENTS_FD }])
-        .map_err(|e| anyhow::anyhow!("cannot pass the events pipe: {e}"))?;
-    let started = Instant::now();
+        .fd_mappings(vec![
+            FdMapping { parent_fd: OwnedFd::from(events_write), child_fd: EVENTS_FD },
+            FdMapping { parent_fd: OwnedFd::from(go_read), child_fd: GO_FD },
+        ])
+        .map_err(|e| anyhow::anyhow!("cannot pass the events and go pipes: {e}"))?;
     let keeper = cmd.spawn().context("cannot start the worker's keeper")?;
     drop(cmd); // our copies of the child's ends: EOF comes when the worker's tree is gone
     let keeper_pid = Pid::from_raw(keeper.id() as i32);
-    drop(keeper); // waited for by pid below
+    drop(keeper); // waited for by pid
 
-    let over_cap = Arc::new(AtomicBool::new(false));
-    let copier = copy_log(log_read, log.try_clone()?, limits.log_bytes, over_cap.clone());
-    let (tx, rx) = mpsc::channel();
+    let (log_cap, over_cap) = (Arc::new(AtomicU64::new(u64::MAX)), Arc::new(AtomicBool::new(false)));
+    let copier = copy_log(log_read, log.try_clone()?, log_cap.clone(), over_cap.clone());
+    let (tx, news) = mpsc::channel();
     read_lines(events_read, tx.clone(), News::Event, News::EventsClosed);
     read_lines(reports_read, tx, News::Report, News::ReportsClosed);
+    Ok(Pending {
+        keeper: keeper_pid,
+        go: Some(go),
+        _lifeline: lifeline,
+        news,
+        log_cap,
+        over_cap,
+        copier,
+        reaped: false,
+    })
+}
 
-    let mut events = Vec::new();
-    let mut worker = None;
-    let mut stop: Option<(Stop, Instant)> = None;
-    let mut events_closed = false;
-    let ended = loop {
-        let now = Instant::now();
-        let wake = match stop {
-            None => (now + TICK).min(limits.deadline),
-            Some((_, at)) => (now + TICK).min(at + BACKSTOP),
-        };
-        match rx.recv_timeout(wake.saturating_duration_since(now)) {
-            Ok(News::Event(event)) => {
-                progress.event(&event);
-                keep(&mut events, event);
-            }
-            Ok(News::Report(KeeperReport::Spawned { pid })) => worker = Some(Pid::from_raw(pid)),
-            Ok(News::Report(ended @ KeeperReport::Ended { .. })) => break Some(ended),
-            Ok(News::ReportsClosed) | Err(RecvTimeoutError::Disconnected) => break None,
-            Ok(News::EventsClosed) => events_closed = true,
-            Err(RecvTimeoutError::Timeout) => {}
+/// [`spawn`] and [`Pending::supervise`] at once.
+pub fn launch(
+    spec_path: &Path,
+    env: &[(String, String)],
+    cwd: &Path,
+    log: &File,
+    limits: Limits,
+    progress: &mut Progress,
+) -> Result<Supervised> {
+    spawn(spec_path, env, cwd, log)?.supervise(limits, progress)
+}
+
+impl Pending {
+    /// Give the worker its deadline (`limits.budget` from now) and supervise
+    /// it until its keeper reports the end.
+    pub fn supervise(mut self, limits: Limits, progress: &mut Progress) -> Result<Supervised> {
+        let started = Instant::now();
+        let deadline = started + limits.budget;
+        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        if let Some(mut go) = self.go.take() {
+            // A worker that already ended (it could not start) reads nothing: its end is reported below.
+            let _ = writeln!(go, "{:.6}", unix + limits.budget.as_secs_f64());
         }
-        let now = Instant::now();
-        let wanted = if let Some(signal) = interrupted() {
-            Some(Stop::Interrupted(signal))
-        } else if over_cap.load(Ordering::SeqCst) {
-            Some(Stop::LogLimit)
-        } else if now >= limits.deadline {
-            Some(Stop::Deadline)
-        } else {
-            None
+        self.log_cap.store(limits.log_bytes, Ordering::SeqCst);
+        let keeper_pid = self.keeper;
+        let rx = &self.news;
+        let mut events = Vec::new();
+        let mut worker = None;
+        let mut stop: Option<(Stop, Instant)> = None;
+        let mut events_closed = false;
+        let ended = loop {
+            let now = Instant::now();
+            let wake = match stop {
+                None => (now + TICK).min(deadline),
+                Some((_, at)) => (now + TICK).min(at + BACKSTOP),
+            };
+            match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(News::Event(event)) => {
+                    progress.event(&event);
+                    keep(&mut events, event);
+                }
+                Ok(News::Report(KeeperReport::Spawned { pid })) => worker = Some(Pid::from_raw(pid)),
+                Ok(News::Report(ended @ KeeperReport::Ended { .. })) => break Some(ended),
+                Ok(News::ReportsClosed) | Err(RecvTimeoutError::Disconnected) => break None,
+                Ok(News::EventsClosed) => events_closed = true,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            let wanted = if let Some(signal) = interrupted() {
+                Some(Stop::Interrupted(signal))
+            } else if self.over_cap.load(Ordering::SeqCst) {
+                Some(Stop::LogLimit)
+            } else if now >= deadline {
+                Some(Stop::Deadline)
+            } else {
+                None
+            };
+            match (stop, wanted) {
+                (None, Some(why)) => {
+                    let _ = kill(keeper_pid, Signal::SIGTERM);
+                    stop = Some((why, now));
+                }
+                (Some((_, at)), _) if now >= at + BACKSTOP => {
+                    backstop(keeper_pid, worker);
+                    break None;
+                }
+                _ => {}
+            }
+            progress.tick(started.elapsed());
         };
-        match (stop, wanted) {
-            (None, Some(why)) => {
-                let _ = kill(keeper_pid, Signal::SIGTERM);
-                stop = Some((why, now));
+        let wall = started.elapsed();
+        let _ = waitpid(keeper_pid, None);
+        self.reaped = true;
+        // Events still in the pipe came before the end: every writer is gone, so it closes soon.
+        let drain_until = Instant::now() + DRAIN;
+        while !events_closed && let Ok(news) = rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
+            match news {
+                News::Event(event) => {
+                    progress.event(&event);
+                    keep(&mut events, event);
+                }
+                News::EventsClosed => events_closed = true,
+                _ => {}
             }
-            (Some((_, at)), _) if now >= at + BACKSTOP => {
-                backstop(keeper_pid, worker);
-                break None;
-            }
-            _ => {}
         }
-        progress.tick(started.elapsed());
-    };
-    let wall = started.elapsed();
-    let _ = waitpid(keeper_pid, None);
-    // Events still in the pipe came before the end: every writer is gone, so it closes soon.
-    let drain_until = Instant::now() + DRAIN;
-    while !events_closed && let Ok(news) = rx.recv_timeout(drain_until.saturating_duration_since(Instant::now())) {
-        match news {
-            News::Event(event) => {
-                progress.event(&event);
-                keep(&mut events, event);
-            }
-            News::EventsClosed => events_closed = true,
-            _ => {}
+        let _ = self.copier.recv_timeout(DRAIN);
+        let Some(KeeperReport::Ended { how, teardown_ms, stragglers, .. }) = ended else {
+            bail!("the worker's keeper (pid {keeper_pid}) ended without reporting; its processes were killed");
+        };
+        let teardown = stop.map(|(_, at)| teardown_ms.map_or(at.elapsed(), |ms| Duration::from_secs_f64(ms / 1000.0)));
+        Ok(Supervised { termination: how, stop: stop.map(|s| s.0), events, wall, teardown, stragglers })
+    }
+}
+
+impl Drop for Pending {
+    /// Never told to go: the keeper ends the waiting worker and is reaped.
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill(self.keeper, Signal::SIGTERM);
+            let _ = waitpid(self.keeper, None);
         }
     }
-    let _ = copier.recv_timeout(DRAIN);
-    let Some(KeeperReport::Ended { how, teardown_ms, stragglers, .. }) = ended else {
-        bail!("the worker's keeper (pid {keeper_pid}) ended without reporting; its processes were killed");
-    };
-    let teardown = stop.map(|(_, at)| teardown_ms.map_or(at.elapsed(), |ms| Duration::from_secs_f64(ms / 1000.0)));
-    Ok(Supervised { termination: how, stop: stop.map(|s| s.0), events, wall, teardown, stragglers })
 }
 
 /// The keeper did not report in time: kill it and the worker's group.
@@ -255,7 +323,12 @@ fn read_lines<T: serde::de::DeserializeOwned + Send + 'static>(
 /// Copy the log pipe into the run's log until EOF, keeping at most `cap`
 /// bytes; past it, set `over` (the worker is stopped) and drain the rest.
 /// The receiver gets `()` at EOF.
-fn copy_log(mut pipe: std::io::PipeReader, mut log: File, cap: u64, over: Arc<AtomicBool>) -> mpsc::Receiver<()> {
+fn copy_log(
+    mut pipe: std::io::PipeReader,
+    mut log: File,
+    cap: Arc<AtomicU64>,
+    over: Arc<AtomicBool>,
+) -> mpsc::Receiver<()> {
     let (done, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut written = 0u64;
@@ -267,6 +340,7 @@ fn copy_log(mut pipe: std::io::PipeReader, mut log: File, cap: u64, over: Arc<At
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
+            let cap = cap.load(Ordering::SeqCst);
             let room = cap.saturating_sub(written);
             let take = (n as u64).min(room) as usize;
             if take > 0 {

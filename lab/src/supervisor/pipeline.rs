@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use serde_json::Map;
@@ -193,13 +193,10 @@ fn artifact(
     std::fs::create_dir_all(&artifact)?;
     let role = Role::Train { train: train.to_owned(), data: prepared.dir.train(), artifact: artifact.clone() };
     let policy = confined(host, &host.snapshot.code, &[prepared.dir.train()], &[&artifact]);
-    let run = start(host, plan, "train", role, &host.snapshot.code, plan.budget, smoke, policy, tally)?;
-    note_sandbox(&run, tally);
-    let outcome = classify(&run, "train", &text(plan.budget));
-    if !outcome.ok() {
-        return Ok((outcome, Scored::default()));
-    }
-    tally.artifact = fingerprint_dir("artifact", &artifact)?;
+    let training = spawn(host, plan, "train", role, &host.snapshot.code, plan.budget, smoke, policy, tally)?;
+    // `infer` starts its interpreter while `train` runs and waits for its go
+    // until `train` is gone and its artifact fingerprinted: nothing of the
+    // leaf runs in it before, and its sandbox is applied already.
     let frozen = is_frozen_module(host, infer);
     let code = if frozen { &host.snapshot.frozen } else { &host.snapshot.code };
     let eval: Vec<SplitFile> =
@@ -213,7 +210,16 @@ fn artifact(
         out: out.clone(),
     };
     let policy = confined(host, code, &[prepared.dir.eval(), artifact.clone()], &[&out]);
-    let run = start(host, plan, "infer", role, code, budget, smoke, policy, tally)?;
+    let inference = spawn(host, plan, "infer", role, code, budget, smoke, policy, tally)?;
+    let run = supervise(host, plan, training, tally)?;
+    note_sandbox(&run, tally);
+    let outcome = classify(&run, "train", &text(plan.budget));
+    if !outcome.ok() {
+        cancel(inference);
+        return Ok((outcome, Scored::default()));
+    }
+    tally.artifact = fingerprint_dir("artifact", &artifact)?;
+    let run = supervise(host, plan, inference, tally)?;
     note_sandbox(&run, tally);
     let outcome = classify(&run, "infer", &text(budget));
     if !outcome.ok() {
@@ -358,9 +364,37 @@ fn start(
     code: &Path,
     budget: Duration,
     smoke: bool,
-    mut policy: Policy,
+    policy: Policy,
     tally: &mut Tally,
 ) -> Result<Supervised> {
+    let started = spawn(host, plan, name, role, code, budget, smoke, policy, tally)?;
+    supervise(host, plan, started, tally)
+}
+
+/// A worker of this tier started and waiting for its go (`launch::Pending`):
+/// no code of the leaf has run in it. Dropped unsupervised, it is stopped.
+#[derive(Debug)]
+struct Started {
+    name: String,
+    budget: Duration,
+    scratch: PathBuf,
+    memo: bool,
+    pending: launch::Pending,
+}
+
+/// Write the worker's spec and start its keeper and interpreter, up to its go.
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    host: &Host,
+    plan: &TierPlan,
+    name: &str,
+    role: Role,
+    code: &Path,
+    budget: Duration,
+    smoke: bool,
+    mut policy: Policy,
+    tally: &mut Tally,
+) -> Result<Started> {
     let scratch = plan.dir.scratch(name);
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create `{}`", scratch.display()))?;
@@ -375,14 +409,12 @@ fn start(
         Role::Train { artifact, .. } | Role::Infer { artifact, .. } => Some(artifact.clone()),
         _ => None,
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let manifest = &host.leaf.manifest;
     let spec = WorkerSpec {
         role,
         leaf: host.leaf.name().to_owned(),
         code_dir: code.to_path_buf(),
         module_dir: host.run.python_module(),
-        deadline: now + budget.as_secs_f64(),
         seed: host.seed,
         smoke,
         device: manifest.device,
@@ -400,21 +432,28 @@ fn start(
         tally.environment =
             Some(serde_json::Value::Object(env.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()));
     }
+    let pending = launch::spawn(&spec_path, &env, code, &host.log)?;
+    Ok(Started { name: name.to_owned(), budget, scratch, memo: spec.memo.is_some(), pending })
+}
+
+/// Let a started worker run its role (its budget starts now) and supervise it to its end.
+fn supervise(host: &Host, plan: &TierPlan, started: Started, tally: &mut Tally) -> Result<Supervised> {
+    let Started { name, budget, scratch, memo, pending } = started;
     let label = format!("{} {}", plan.label, plan.tier.as_str());
     header(host, &format!("{label}: {name} (budget {}, seed {})", text(budget), host.seed));
-    let curve = curve::Recorder::create(&curve::path(plan.dir.root(), name));
+    let curve = curve::Recorder::create(&curve::path(plan.dir.root(), &name));
     let mut progress = Progress::new(!host.quiet, format!("{label} {name}"), budget).recording(curve);
     let used = host.log.metadata().map_or(0, |m| m.len());
-    let limits = Limits { deadline: Instant::now() + budget, log_bytes: LOG_CAP.saturating_sub(used) };
+    let limits = Limits { budget, log_bytes: LOG_CAP.saturating_sub(used) };
     let shared = shm::before();
-    let supervised = launch::launch(&spec_path, &env, code, &host.log, limits, &mut progress);
+    let supervised = pending.supervise(limits, &mut progress);
     progress.finish();
     let _ = std::fs::remove_dir_all(&scratch);
     let left = shm::sweep(&shared);
     if left > 0 {
         header(host, &format!("{label}: {name}: removed {left} file(s) it left in /dev/shm"));
     }
-    if spec.memo.is_some() {
+    if memo {
         let pruned = memo::prune(&host.layout.memo_root(host.leaf.name()), memo::CAP);
         if pruned.files > 0 {
             header(host, &format!("{label}: memo pruned to its cap: {} file(s), {} bytes", pruned.files, pruned.bytes));
@@ -432,6 +471,13 @@ fn start(
         );
     }
     Ok(supervised)
+}
+
+/// A started worker that will not run after all: stopped, its scratch removed.
+fn cancel(started: Started) {
+    let scratch = started.scratch.clone();
+    drop(started);
+    let _ = std::fs::remove_dir_all(scratch);
 }
 
 /// The memo of the mutable-code roles (`predict`, `train`): this leaf's, for this key and tier.

@@ -2,8 +2,10 @@
 //! types (no pyo3 here: the supervisor links this, the worker in `python/` speaks it).
 //!
 //! The supervisor writes one [`WorkerSpec`] as JSON and starts `lab __keeper
-//! SPEC`, which starts `lab __worker SPEC`. Three pipes the supervisor created
-//! for that keeper carry everything back, never a file the judged code could
+//! SPEC`, which starts `lab __worker SPEC`. The deadline is not in the spec:
+//! the worker reads it from the go pipe on [`GO_FD`] when the supervisor lets
+//! it run the leaf's code (until then it only starts its interpreter). Three
+//! pipes the supervisor created for that keeper carry everything back, never a file the judged code could
 //! write: the worker's [`Event`]s on file descriptor [`EVENTS_FD`] (progress,
 //! how the leaf's code ended; never a metric), the log on stderr (the worker's
 //! stdout and stderr), and the keeper's [`KeeperReport`]s on the keeper's
@@ -23,6 +25,9 @@ use crate::sandbox::{self, Policy};
 
 /// The worker's end of the events pipe.
 pub const EVENTS_FD: i32 = 3;
+/// The worker's end of the go pipe: one line, the Unix time of its deadline,
+/// written when the supervisor lets it run the leaf's code.
+pub const GO_FD: i32 = 4;
 
 /// The functions of the `lab` module leaf code imports, in the worker (Rust)
 /// and in its child processes (`env::CHILD_MODULE`): tests keep all three equal.
@@ -54,8 +59,6 @@ pub struct WorkerSpec {
     pub code_dir: PathBuf,
     /// Where the pure-Python `lab` module for child processes lives.
     pub module_dir: PathBuf,
-    /// Unix time at which the worker must be done (`lab.deadline()`).
-    pub deadline: f64,
     pub seed: u64,
     pub smoke: bool,
     pub device: DevicePreference,
