@@ -7,8 +7,8 @@
 //! die with its keeper, unblocks the signals the supervisor blocks, caps the
 //! size of any file it writes, and applies its sandbox (`sandbox::apply`),
 //! reporting what the kernel enforced as its first event. Then it checks the
-//! interpreter is the one it was built against and installs the `lab` module.
-//! Then it waits for the go (its deadline, on fd 4: the supervisor may start
+//! interpreter is the one it was built against, installs the `lab` module and
+//! compiles the harness. Then it waits for the go (its deadline, on fd 4: the supervisor may start
 //! it while an earlier worker of the run still runs), runs its
 //! [`Role`](crate::supervisor::protocol::Role) and reports how the leaf's
 //! code ended. A user exception or `sys.exit` is reported and the worker ends in
@@ -75,6 +75,9 @@ pub fn worker_main(spec_path: &Path) -> Result<i32> {
             return Ok(true);
         }
         let lab = setup(py).map_err(|e| anyhow::anyhow!("cannot set up the interpreter: {e}"))?;
+        // The harness (lab's own code, and the stdlib it imports) is compiled
+        // while waiting: a worker started early has it ready at its go.
+        module::harness(py).map_err(|e| anyhow::anyhow!("cannot load the harness: {e}"))?;
         let Some(deadline) = wait_for_go(go) else { return Ok(false) };
         module::go(py, deadline).map_err(|e| anyhow::anyhow!("cannot set the deadline: {e}"))?;
         let outcome = roles::run(py, &lab, &role);
