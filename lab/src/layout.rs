@@ -118,6 +118,11 @@ impl RunDir {
         self.root.join("candidate.patch")
     }
 
+    /// The flags of the candidate's changes (`lifecycle::flags`), settled at launch.
+    pub fn candidate_flags(&self) -> PathBuf {
+        self.root.join("candidate.flags.json")
+    }
+
     /// The pure-Python `lab` module child processes import.
     pub fn python_module(&self) -> PathBuf {
         self.root.join("python")

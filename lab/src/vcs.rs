@@ -231,18 +231,24 @@ pub fn commit_contents(dir: &Path, files: &[Content], message: &str) -> Result<S
     Ok(id.to_string())
 }
 
+/// The bytes each of `files` has at HEAD (`None`: not in HEAD's tree).
+pub fn head_contents(dir: &Path, files: &[Content]) -> Result<Vec<Option<Vec<u8>>>> {
+    let (repo, _) = open_workdir(dir)?;
+    let tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    Ok(files
+        .iter()
+        .map(|file| {
+            let entry = tree.as_ref()?.get_path(&file.path).ok()?;
+            Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+        })
+        .collect())
+}
+
 /// The patch from HEAD to `files` (new files included), in `git diff` format,
 /// ready for `git apply`.
 pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
-    let (repo, _) = open_workdir(dir)?;
-    let tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
     let mut text = Vec::new();
-    for file in files {
-        let old = tree
-            .as_ref()
-            .and_then(|t| t.get_path(&file.path).ok())
-            .and_then(|e| repo.find_blob(e.id()).ok())
-            .map(|b| b.content().to_vec());
+    for (file, old) in files.iter().zip(head_contents(dir, files)?) {
         let path = file.path.as_path();
         let (old_path, new_path) = (old.as_ref().map(|_| path), file.bytes.as_ref().map(|_| path));
         let mut patch = git2::Patch::from_buffers(

@@ -207,6 +207,16 @@ fn a_candidate_that_changes_no_behaviour_is_flagged_and_never_kept_on_one_run() 
     // No diff at all is a no-op too.
     let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "11"], 0);
     assert_eq!(gate_row(&lab, s["experiment"].as_str().unwrap()).1, "[\"no-op\"]", "{s:#}");
+    // So is a rewrite the text rules cannot see through, with the same syntax
+    // tree (parsed, never run, at launch); a changed tree is not.
+    edit(&lab, "leaves/noisy/train.py", "1.0 - GAIN + noise", "(1.0 - GAIN) + noise");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "11"], 0);
+    let (_, flags, n) = gate_row(&lab, s["experiment"].as_str().unwrap());
+    assert_eq!(flags, "[\"no-op\"]", "{s:#}");
+    assert!(n >= 2 && s["verdict"] == "discard", "{s:#}");
+    edit(&lab, "leaves/noisy/train.py", "1.0 - GAIN + noise", "1.0 - (GAIN + noise)");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "11"], 0);
+    assert_eq!(gate_row(&lab, s["experiment"].as_str().unwrap()).1, "[]", "{s:#}");
 }
 
 #[test]

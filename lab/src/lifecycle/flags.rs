@@ -13,8 +13,8 @@
 //!   whitespace inside a line (its indentation kept) are set aside. A line
 //!   with a quote in it is compared as written, so a changed string is a
 //!   change. Binary files, renames and mode changes (hunks-free sections) are
-//!   changes. An equivalent rewrite (an AST-equal module written otherwise,
-//!   a renamed local) is not detected.
+//!   changes. A Python rewrite with the same syntax tree is found at launch
+//!   by `equivalent` (a parse, not text); a renamed local is not detected.
 //! - `eval-only`: every changed file's path inside the leaf contains `eval`.
 //! - `seed-only`: every changed line (comments and blank lines aside) either
 //!   pairs with a line on the other side that is the same once numbers and

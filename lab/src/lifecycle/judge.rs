@@ -373,20 +373,23 @@ pub fn last_full_files(store: &Store, experiment: ExperimentId) -> Result<Vec<Ru
     Ok(runs.into_iter().rev().find(|r| r.tier == "full" && r.exit_reason == "ok").map(|r| r.files).unwrap_or_default())
 }
 
-/// The stored flags of a judged candidate, else those of the patch its run
-/// wrote at launch (the diff from HEAD to its snapshot), and `resubmitted`
-/// when it runs the code of an earlier discarded candidate.
+/// The stored flags of a judged candidate, else those its run settled at
+/// launch (`keep::candidate_patch`; a run from before those were stored: the
+/// text flags of its patch), and `resubmitted` when it runs the code of an
+/// earlier discarded candidate.
 fn candidate_flags(store: &Store, leaf: &Leaf, candidate: ExperimentId, key: &str) -> Result<Vec<String>> {
     if let Some(report) = records::latest_report(store.conn(), candidate)? {
         return Ok(report.flags);
     }
-    let saved = Layout::new(data_dir(store)).run(candidate).candidate_patch();
-    let mut flags = match std::fs::read_to_string(&saved) {
-        Ok(patch) => {
+    let run = Layout::new(data_dir(store)).run(candidate);
+    let settled = std::fs::read(run.candidate_flags()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let mut flags: Vec<String> = match (settled, std::fs::read_to_string(run.candidate_patch())) {
+        (Some(flags), _) => flags,
+        (None, Ok(patch)) => {
             let workdir = vcs::changed_paths(&leaf.dir).map(|c| c.workdir).unwrap_or_default();
             flags::diff_flags(&patch, &leaf_prefix(leaf, &workdir))
         }
-        _ => Vec::new(),
+        (None, Err(_)) => Vec::new(),
     };
     if !candidates::same_code(store.conn(), leaf.name(), key, candidate)?.is_empty() {
         flags.push(flags::RESUBMITTED.to_owned());

@@ -2,15 +2,16 @@
 //! the changed mutable files (the bytes that ran, whatever the working tree
 //! holds now), with the chain's head as an anchor; a discard or crash restores
 //! them to HEAD, except a file edited while the run went on, which is left as
-//! it is. The candidate's diff (HEAD to its snapshot) is written at launch, so
-//! flags and the archive read what ran.
+//! it is. The candidate's diff (HEAD to its snapshot) and its flags are written
+//! at launch, so the gate and the archive read what ran.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
 use super::decide::Decision;
 use super::integrity::Checked;
+use super::{equivalent, flags};
 use crate::ids::ExperimentId;
 use crate::layout::RunDir;
 use crate::leaf::Leaf;
@@ -49,15 +50,38 @@ fn contents(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot) -> Vec<vcs::Con
         .collect()
 }
 
-/// `candidate.patch`: the diff from HEAD to the snapshot's mutable files, written at launch.
-pub fn candidate_patch(c: &Candidate<'_>, run_dir: &RunDir) -> Result<PathBuf> {
+/// `candidate.patch`, the diff from HEAD to the snapshot's mutable files, and
+/// `candidate.flags.json`, its flags, written at launch: the text rules of
+/// `flags`, and `no-op` for Python rewrites with an unchanged syntax tree
+/// (`equivalent`, parsed by `python` when there is one).
+pub fn candidate_patch(c: &Candidate<'_>, run_dir: &RunDir, python: Option<&Path>) -> Result<PathBuf> {
     let path = run_dir.candidate_patch();
-    let patch = if c.checked.mutable_changes.is_empty() {
-        String::new()
+    let (patch, mut flags) = if c.checked.mutable_changes.is_empty() {
+        (String::new(), vec![flags::NO_OP.to_owned()])
     } else {
-        vcs::patch_of_contents(&c.checked.workdir, &contents(c.checked, c.leaf, c.snapshot))?
+        let contents = contents(c.checked, c.leaf, c.snapshot);
+        let patch = vcs::patch_of_contents(&c.checked.workdir, &contents)?;
+        let flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
+        (patch, flags)
     };
+    if !flags.iter().any(|f| f == flags::NO_OP)
+        && let Some(python) = python
+    {
+        let contents = contents(c.checked, c.leaf, c.snapshot);
+        let old = vcs::head_contents(&c.checked.workdir, &contents)?;
+        let changes: Vec<equivalent::Change<'_>> = contents
+            .iter()
+            .zip(&old)
+            .map(|(new, old)| equivalent::Change { path: &new.path, old: old.as_deref(), new: new.bytes.as_deref() })
+            .collect();
+        if equivalent::python_unchanged(python, &changes) {
+            flags = vec![flags::NO_OP.to_owned()];
+        }
+    }
     std::fs::write(&path, patch).with_context(|| format!("cannot write `{}`", path.display()))?;
+    let flags_path = run_dir.candidate_flags();
+    std::fs::write(&flags_path, serde_json::to_vec(&flags)?)
+        .with_context(|| format!("cannot write `{}`", flags_path.display()))?;
     Ok(path)
 }
 

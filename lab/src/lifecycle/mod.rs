@@ -7,7 +7,8 @@
 //! writes), `integrity` (lock, mutable-file and symlink checks),
 //! `inputs` (declared inputs resolved to upstream leaders' files, and the
 //! comparability key), `decide` (the verdict, through the gate), `judge` (the
-//! gate on recorded experiments), `flags` (seed-only and eval-only diffs),
+//! gate on recorded experiments), `flags` (seed-only and eval-only diffs), `equivalent` (Python
+//! rewrites with an unchanged syntax tree),
 //! `archive` (what is left of discarded candidates), `baseline` (`lab
 //! baseline`'s reruns), `heldout` (the sealed held-out split and its read
 //! counter), `sensitivity` (what the gate can detect on a leaf, its ceiling, the keeps noise explains), `checkpoint` (`lab checkpoint`), `doctor` (`lab doctor`'s worker),
@@ -18,6 +19,7 @@ pub mod baseline;
 pub mod checkpoint;
 pub mod decide;
 pub mod doctor;
+pub mod equivalent;
 pub mod flags;
 pub mod heldout;
 pub mod inputs;

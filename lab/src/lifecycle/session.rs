@@ -117,7 +117,8 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
         .and_then(|snapshot| {
             let candidate =
                 Candidate { leaf: &leaf, checked: &checked, snapshot: &snapshot, experiment, title: &hypothesis.1 };
-            let patch = keep::candidate_patch(&candidate, &run_dir)?;
+            let python = env::python_of(env::find_venv(Some(&lab.dir))?.as_ref());
+            let patch = keep::candidate_patch(&candidate, &run_dir, python.as_deref())?;
             Ok(Job { leaf, checked, compared, tiers, seed, experiment, hypothesis, snapshot, patch, packages })
         })
         .and_then(|job| execute(lab, store, &opts, &job));

@@ -168,6 +168,11 @@ pub fn write_child_module(dir: &Path) -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The interpreter workers run: the venv's, else the one this binary was built against.
+pub fn python_of(venv: Option<&Venv>) -> Option<PathBuf> {
+    venv.map(Venv::python).or_else(build_python)
+}
+
 /// The interpreter this binary was built against, when it is still there.
 fn build_python() -> Option<PathBuf> {
     let bin = Path::new(BUILD_PYTHON_PREFIX?).join("bin");
@@ -216,7 +221,7 @@ pub fn worker_env(
         ("LAB_INPUTS".to_owned(), serde_json::Value::Object(inputs).to_string()),
     ];
     // The interpreter finds its prefix from this executable: the venv's, else the build's own.
-    let executable = venv.map(Venv::python).or_else(build_python);
+    let executable = python_of(venv);
     if let Some(executable) = executable {
         env.push(("PYTHONEXECUTABLE".to_owned(), executable.display().to_string()));
     }
