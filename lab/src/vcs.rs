@@ -244,11 +244,11 @@ pub fn head_contents(dir: &Path, files: &[Content]) -> Result<Vec<Option<Vec<u8>
         .collect())
 }
 
-/// The patch from HEAD to `files` (new files included), in `git diff` format,
-/// ready for `git apply`.
-pub fn patch_of_contents(dir: &Path, files: &[Content]) -> Result<String> {
+/// The patch from `old` (each file's bytes at HEAD, `head_contents`) to
+/// `files` (new files included), in `git diff` format, ready for `git apply`.
+pub fn patch_of_contents(files: &[Content], old: &[Option<Vec<u8>>]) -> Result<String> {
     let mut text = Vec::new();
-    for (file, old) in files.iter().zip(head_contents(dir, files)?) {
+    for (file, old) in files.iter().zip(old) {
         let path = file.path.as_path();
         let (old_path, new_path) = (old.as_ref().map(|_| path), file.bytes.as_ref().map(|_| path));
         let mut patch = git2::Patch::from_buffers(

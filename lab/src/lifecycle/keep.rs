@@ -56,19 +56,13 @@ fn contents(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot) -> Vec<vcs::Con
 /// (`equivalent`, parsed by `python` when there is one).
 pub fn candidate_patch(c: &Candidate<'_>, run_dir: &RunDir, python: Option<&Path>) -> Result<PathBuf> {
     let path = run_dir.candidate_patch();
-    let (patch, mut flags) = if c.checked.mutable_changes.is_empty() {
-        (String::new(), vec![flags::NO_OP.to_owned()])
-    } else {
-        let contents = contents(c.checked, c.leaf, c.snapshot);
-        let patch = vcs::patch_of_contents(&c.checked.workdir, &contents)?;
-        let flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
-        (patch, flags)
-    };
+    let contents = contents(c.checked, c.leaf, c.snapshot);
+    let old = vcs::head_contents(&c.checked.workdir, &contents)?;
+    let patch = vcs::patch_of_contents(&contents, &old)?;
+    let mut flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
     if !flags.iter().any(|f| f == flags::NO_OP)
         && let Some(python) = python
     {
-        let contents = contents(c.checked, c.leaf, c.snapshot);
-        let old = vcs::head_contents(&c.checked.workdir, &contents)?;
         let changes: Vec<equivalent::Change<'_>> = contents
             .iter()
             .zip(&old)

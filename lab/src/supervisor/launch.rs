@@ -4,15 +4,17 @@
 //!
 //! The supervisor creates five pipes per worker: the lifeline (the keeper's
 //! stdin, never written: it closes when the supervisor dies), the keeper's
-//! reports (its stdout), the log (the keeper's stderr and the worker's stdout and
-//! stderr, copied into `run.log` up to [`Limits::log_bytes`]), the events
-//! (fd 3 of the worker) and the go (fd 4: the worker waits on it, its
-//! interpreter up and no leaf code run, for its deadline; see [`Pending`]). At the deadline, on a log over its cap, or when the
-//! supervisor itself gets SIGINT, SIGTERM or SIGHUP (a signal thread takes them;
-//! they stay blocked for the rest of the process), the keeper is asked to stop
-//! the worker (SIGTERM to the keeper; it sends SIGTERM and then SIGKILL to the
-//! worker's tree). If the keeper does not report within [`BACKSTOP`], the
-//! supervisor kills the keeper and the worker's group itself.
+//! reports (its stdout), the log (the keeper's stderr and the worker's stdout
+//! and stderr, copied into `run.log` up to [`Limits::log_bytes`]), the events
+//! (fd 3 of the worker) and the go (fd 4: the worker waits on it for its
+//! deadline, its interpreter up and no leaf code run; see [`Pending`]).
+//!
+//! At the deadline, on a log over its cap, or when the supervisor itself gets
+//! SIGINT, SIGTERM or SIGHUP (a signal thread takes them; they stay blocked
+//! for the rest of the process), the keeper is asked to stop the worker
+//! (SIGTERM to the keeper; it sends SIGTERM and then SIGKILL to the worker's
+//! tree). If the keeper does not report within [`BACKSTOP`], the supervisor
+//! kills the keeper and the worker's group itself.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

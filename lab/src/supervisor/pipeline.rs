@@ -119,8 +119,7 @@ pub fn run_tier(host: &Host, plan: &TierPlan) -> Result<TierRun> {
         .with_context(|| format!("cannot create `{}`", plan.dir.root().display()))?;
     let mut tally =
         Tally { wall: Duration::ZERO, teardown: None, sandbox: None, environment: None, artifact: Vec::new() };
-    let smoke = plan.tier == Tier::Smoke;
-    let prepared = match prepare(host, plan, smoke, &mut tally)? {
+    let prepared = match prepare(host, plan, &mut tally)? {
         Ok(prepared) => prepared,
         Err(outcome) => return Ok(finish(host, plan, started_at, outcome, Scored::default(), tally, None)),
     };
@@ -134,8 +133,8 @@ pub fn run_tier(host: &Host, plan: &TierPlan) -> Result<TierRun> {
 }
 
 /// The verified cache, or a fresh preparation by the frozen `data` (given the full budget: it is cached).
-fn prepare(host: &Host, plan: &TierPlan, smoke: bool, tally: &mut Tally) -> Result<Result<Prepared, Outcome>> {
-    let dir = host.layout.prepared(host.leaf.name(), &host.key, smoke);
+fn prepare(host: &Host, plan: &TierPlan, tally: &mut Tally) -> Result<Result<Prepared, Outcome>> {
+    let dir = host.layout.prepared(host.leaf.name(), &host.key, plan.tier == Tier::Smoke);
     if prepared::is_prepared(&dir) {
         return Ok(Ok(prepared::load(&dir)?));
     }
@@ -144,7 +143,7 @@ fn prepare(host: &Host, plan: &TierPlan, smoke: bool, tally: &mut Tally) -> Resu
     let role = Role::Prepare { data: host.leaf.manifest.entry.data().to_owned(), out: staging.clone(), submission };
     let budget = host.leaf.manifest.budget.full;
     let policy = host.policy.prepare(&[&staging]);
-    let run = start(host, plan, "prepare", role, &host.snapshot.frozen, budget, smoke, policy, tally)?;
+    let run = start(host, plan, Worker { name: "prepare", role, code: &host.snapshot.frozen, budget, policy }, tally)?;
     let outcome = classify(&run, "data", &text(budget));
     if !outcome.ok() {
         let _ = std::fs::remove_dir_all(&staging);
@@ -170,8 +169,8 @@ fn predictions(
     };
     let reads = [prepared.dir.train(), prepared.dir.eval()];
     let policy = confined(host, &host.snapshot.code, &reads, &[&out]);
-    let run =
-        start(host, plan, "predict", role, &host.snapshot.code, plan.budget, plan.tier == Tier::Smoke, policy, tally)?;
+    let worker = Worker { name: "predict", role, code: &host.snapshot.code, budget: plan.budget, policy };
+    let run = start(host, plan, worker, tally)?;
     note_sandbox(&run, tally);
     let outcome = classify(&run, "predict", &text(plan.budget));
     if !outcome.ok() {
@@ -188,12 +187,12 @@ fn artifact(
     (train, infer, score, probe): (&str, &str, Option<&str>, Option<Probe>),
     tally: &mut Tally,
 ) -> Result<(Outcome, Scored)> {
-    let smoke = plan.tier == Tier::Smoke;
     let (artifact, out) = (plan.dir.artifact(), plan.dir.outputs());
     std::fs::create_dir_all(&artifact)?;
     let role = Role::Train { train: train.to_owned(), data: prepared.dir.train(), artifact: artifact.clone() };
     let policy = confined(host, &host.snapshot.code, &[prepared.dir.train()], &[&artifact]);
-    let training = spawn(host, plan, "train", role, &host.snapshot.code, plan.budget, smoke, policy, tally)?;
+    let worker = Worker { name: "train", role, code: &host.snapshot.code, budget: plan.budget, policy };
+    let training = spawn(host, plan, worker, tally)?;
     // `infer` starts its interpreter while `train` runs and waits for its go
     // until `train` is gone and its artifact fingerprinted: nothing of the
     // leaf runs in it before, and its sandbox is applied already.
@@ -210,7 +209,7 @@ fn artifact(
         out: out.clone(),
     };
     let policy = confined(host, code, &[prepared.dir.eval(), artifact.clone()], &[&out]);
-    let inference = spawn(host, plan, "infer", role, code, budget, smoke, policy, tally)?;
+    let inference = spawn(host, plan, Worker { name: "infer", role, code, budget, policy }, tally)?;
     let run = supervise(host, plan, training, tally)?;
     note_sandbox(&run, tally);
     let outcome = classify(&run, "train", &text(plan.budget));
@@ -269,7 +268,7 @@ fn causal_probe(
     let role = Role::Infer { infer: infer.to_owned(), frozen, eval, artifact: artifact.clone(), out: out.clone() };
     let policy = confined(host, code, &[inputs, artifact], &[&out]);
     let budget = host.leaf.manifest.budget.infer();
-    let run = start(host, plan, "probe", role, code, budget, plan.tier == Tier::Smoke, policy, tally)?;
+    let run = start(host, plan, Worker { name: "probe", role, code, budget, policy }, tally)?;
     let outcome = classify(&run, "infer on the probes", &text(budget));
     if !outcome.ok() {
         return not_causal(format!("the causality probes could not run: {}", outcome.detail));
@@ -331,7 +330,7 @@ fn score_splits(
     let role = Role::Score { score: score.to_owned(), splits, out: out.clone() };
     let policy = confined(host, &host.snapshot.frozen, reads, &[&out]);
     let budget = host.leaf.manifest.budget.infer();
-    let run = start(host, plan, "score", role, &host.snapshot.frozen, budget, plan.tier == Tier::Smoke, policy, tally)?;
+    let run = start(host, plan, Worker { name: "score", role, code: &host.snapshot.frozen, budget, policy }, tally)?;
     let outcome = classify(&run, "score", &text(budget));
     if !outcome.ok() {
         let detail = format!("the frozen score failed: {}", outcome.detail);
@@ -354,20 +353,18 @@ fn confined(host: &Host, code: &Path, reads: &[PathBuf], writes: &[&Path]) -> Po
     host.policy.confined(code, &reads, writes)
 }
 
-/// Start one worker of this tier and supervise it to its end.
-#[allow(clippy::too_many_arguments)]
-fn start(
-    host: &Host,
-    plan: &TierPlan,
-    name: &str,
+/// One worker of a tier: its role, the code it imports, its budget and its sandbox.
+struct Worker<'a> {
+    name: &'static str,
     role: Role,
-    code: &Path,
+    code: &'a Path,
     budget: Duration,
-    smoke: bool,
     policy: Policy,
-    tally: &mut Tally,
-) -> Result<Supervised> {
-    let started = spawn(host, plan, name, role, code, budget, smoke, policy, tally)?;
+}
+
+/// Start one worker of this tier and supervise it to its end.
+fn start(host: &Host, plan: &TierPlan, worker: Worker, tally: &mut Tally) -> Result<Supervised> {
+    let started = spawn(host, plan, worker, tally)?;
     supervise(host, plan, started, tally)
 }
 
@@ -383,18 +380,9 @@ struct Started {
 }
 
 /// Write the worker's spec and start its keeper and interpreter, up to its go.
-#[allow(clippy::too_many_arguments)]
-fn spawn(
-    host: &Host,
-    plan: &TierPlan,
-    name: &str,
-    role: Role,
-    code: &Path,
-    budget: Duration,
-    smoke: bool,
-    mut policy: Policy,
-    tally: &mut Tally,
-) -> Result<Started> {
+fn spawn(host: &Host, plan: &TierPlan, worker: Worker, tally: &mut Tally) -> Result<Started> {
+    let Worker { name, role, code, budget, mut policy } = worker;
+    let smoke = plan.tier == Tier::Smoke;
     let scratch = plan.dir.scratch(name);
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create `{}`", scratch.display()))?;
