@@ -54,6 +54,8 @@ fn main() {
         let best = z.cdf(2.0 - z.inverse_cdf(1.0 - (1.0 - config.confidence) / 2.0));
         println!("(best attainable power of one look at a 2 sd gain at this level: {})", pct_f(best));
         println!();
+        rank_at_scale(&config, &mut ChaCha8Rng::seed_from_u64(2030));
+        println!();
         nights::run_all(&config);
         println!();
     }
@@ -205,6 +207,57 @@ fn scalar_protocol(
             return (verdict, first_verdict, runs.candidate.len());
         }
         runs.candidate.push(run());
+    }
+}
+
+/// Spearman and AUC on 10,000 items, where each resample is the statistic's
+/// first-order expansion rather than the statistic recomputed: false keeps
+/// under the null (two equally noisy models) and power at a true gain of 2 sd
+/// of the null difference (the candidate's noise shrunk until it has it).
+fn rank_at_scale(config: &GateConfig, rng: &mut ChaCha8Rng) {
+    const N: usize = 10_000;
+    const TRIALS: usize = 300;
+    println!(
+        "rank metrics at scale: {N} items, y~N(0,1) (auc: labels y > 0), leader score y+N(0,1); \
+         {TRIALS} candidates per set"
+    );
+    for kind in [MetricKind::Spearman, MetricKind::Auc] {
+        let draw = |rng: &mut ChaCha8Rng, n: usize, cand_sd: f64| {
+            let signal: Vec<f64> = (0..n).map(|_| normal(rng)).collect();
+            let (leader_pred, candidate_pred) = (noisy(rng, &signal, 1.0), noisy(rng, &signal, cand_sd));
+            let y_true = match kind {
+                MetricKind::Auc => signal.iter().map(|&s| f64::from(u8::from(s > 0.0))).collect(),
+                _ => signal,
+            };
+            PairedSamples { goal: kind.goal(), kind, y_true, leader_pred, candidate_pred }
+        };
+        let gap = |p: &PairedSamples| {
+            let s = |pred: &[f64]| score(kind, &p.y_true, pred).expect("valid");
+            s(&p.candidate_pred) - s(&p.leader_pred)
+        };
+        let (_, sd) = mean_sd(&(0..200).map(|_| gap(&draw(rng, N, 1.0))).collect::<Vec<_>>());
+        // The candidate noise whose true gain is 2 sd, by bisection on one large sample.
+        let (mut low, mut high) = (0.5, 1.0);
+        for _ in 0..25 {
+            let mid = (low + high) / 2.0;
+            let gain = gap(&draw(&mut ChaCha8Rng::seed_from_u64(1), 200_000, mid));
+            if gain > 2.0 * sd { low = mid } else { high = mid }
+        }
+        let cand_sd = (low + high) / 2.0;
+        let mut keeps = [0, 0];
+        for (set, noise) in [1.0, cand_sd].into_iter().enumerate() {
+            for _ in 0..TRIALS {
+                let report = decide(config, &Evidence::Predictions(draw(rng, N, noise))).expect("valid evidence");
+                keeps[set] += usize::from(report.verdict.keeps());
+            }
+        }
+        println!(
+            "  {kind:<8} sd of the null difference {sd:.5}; candidate noise sd {cand_sd:.3} for a 2 sd gain: \
+             false keeps {} ({} of {TRIALS}), power {}",
+            pct(keeps[0], TRIALS),
+            keeps[0],
+            pct(keeps[1], TRIALS)
+        );
     }
 }
 

@@ -21,14 +21,18 @@
 //!   resample but several passes, so several times slower than mae. Resamples
 //!   on which the statistic is undefined (all one class, a constant side) are
 //!   skipped; the estimate reports how many remained, and fewer than half is an
-//!   error.
+//!   error. Above [`EXACT_WHOLE_DRAWS`] (1,677 items at 10,000 resamples) a
+//!   resample is instead the statistic's first-order expansion, the full set's
+//!   value plus the mean influence of the items drawn (`rank::influence`; for
+//!   AUC DeLong's placements): one gathered sum like mae. Its error shrinks
+//!   like 1/n against the interval's 1/sqrt(n), and it is never undefined.
 
 use serde::Serialize;
 use thiserror::Error;
 
 use super::kind::MetricKind;
 use super::metrics::{Decomposition, MetricError, decomposition, losses, score, validate};
-use super::rank::WholeStat;
+use super::rank::{WholeStat, influence};
 use super::resample::{Route, resample};
 use super::scalar::sum_sq_dev;
 
@@ -94,27 +98,50 @@ pub fn paired_bootstrap(
     }
     let goal = kind.goal();
     let improvement = goal.improvement(score(kind, y_true, leader_pred)?, score(kind, y_true, candidate_pred)?);
-    let lead = || losses(kind, y_true, leader_pred);
-    let cand = || losses(kind, y_true, candidate_pred);
-    let samples = match decomposition(kind, y_true)? {
-        Decomposition::Affine { scale, .. } => {
-            // improvement = sign * scale * (mean loss_c - mean loss_l), item by item.
-            let factor = goal.sign() * scale;
-            let diffs: Vec<f64> = lead().iter().zip(&cand()).map(|(l, c)| factor * (c - l)).collect();
-            resample(&Route::Mean(&diffs), n, options.resamples, options.seed)
-        }
-        Decomposition::RootMean => resample(&Route::RootMean(&lead(), &cand()), n, options.resamples, options.seed),
-        Decomposition::Whole => {
-            let stat = WholeStat::new(kind, y_true, &[leader_pred, candidate_pred]);
-            resample(&Route::Whole(&stat, goal), n, options.resamples, options.seed)
-        }
-    };
+    let linear = n.saturating_mul(options.resamples) > EXACT_WHOLE_DRAWS;
+    let samples = resampled(kind, (y_true, leader_pred, candidate_pred), improvement, options, linear)?;
     let samples: Vec<f64> = samples.into_iter().filter(|d| !d.is_nan()).collect();
     let skipped = options.resamples - samples.len();
     if skipped * 2 > options.resamples {
         return Err(BootstrapError::Degenerate { metric: kind, skipped, total: options.resamples });
     }
     Ok(summarize(improvement, samples, options.confidence, n))
+}
+
+/// Above this many index draws (items x resamples), a rank statistic's
+/// resamples take its first-order expansion (`rank::influence`) instead of
+/// recomputing it: recomputed, Spearman's decision at this size takes about
+/// 100 ms on a 2-core machine, and at 10,000 x 10,000 640 to 720 (the README).
+const EXACT_WHOLE_DRAWS: usize = 1 << 24;
+
+/// The resampled improvements, NaN where the statistic was undefined. With
+/// `linear`, a whole-set statistic's resample is the full set's improvement
+/// plus the mean difference of the items' influences it drew.
+fn resampled(
+    kind: MetricKind,
+    (y_true, leader_pred, candidate_pred): (&[f64], &[f64], &[f64]),
+    improvement: f64,
+    options: BootstrapOptions,
+    linear: bool,
+) -> Result<Vec<f64>, BootstrapError> {
+    let (n, goal) = (y_true.len(), kind.goal());
+    let run = |route: &Route<'_>| resample(route, n, options.resamples, options.seed);
+    let lead = || losses(kind, y_true, leader_pred);
+    let cand = || losses(kind, y_true, candidate_pred);
+    Ok(match decomposition(kind, y_true)? {
+        Decomposition::Affine { scale, .. } => {
+            // improvement = sign * scale * (mean loss_c - mean loss_l), item by item.
+            let factor = goal.sign() * scale;
+            run(&Route::Mean(&lead().iter().zip(&cand()).map(|(l, c)| factor * (c - l)).collect::<Vec<_>>()))
+        }
+        Decomposition::RootMean => run(&Route::RootMean(&lead(), &cand())),
+        Decomposition::Whole if linear => {
+            let (lead, cand) = (influence(kind, y_true, leader_pred), influence(kind, y_true, candidate_pred));
+            let diffs: Vec<f64> = lead.iter().zip(&cand).map(|(l, c)| goal.sign() * (c - l)).collect();
+            run(&Route::Mean(&diffs)).into_iter().map(|d| improvement + d).collect()
+        }
+        Decomposition::Whole => run(&Route::Whole(&WholeStat::new(kind, y_true, &[leader_pred, candidate_pred]), goal)),
+    })
 }
 
 fn summarize(improvement: f64, mut samples: Vec<f64>, confidence: f64, n: usize) -> BootstrapEstimate {
@@ -263,6 +290,49 @@ mod tests {
         );
         assert!((fast.ci_low - slow.ci_low).abs() < 1e-12 && (fast.ci_high - slow.ci_high).abs() < 1e-12);
         assert_eq!((fast.improvement, fast.prob_better), (slow.improvement, slow.prob_better));
+    }
+
+    #[test]
+    fn first_order_resamples_track_exact_ones_on_many_items() {
+        let n = 3000;
+        let y = noise(n, 21);
+        let lead = add(&y, &noise(n, 22));
+        // Coarse candidate values, so its ranks tie.
+        let cand: Vec<f64> = add(&y, &noise(n, 23)).iter().map(|v| (v * 0.9 * 20.0).round() / 20.0).collect();
+        let labels: Vec<f64> = y.iter().map(|&v| f64::from(u8::from(v > 0.2))).collect();
+        let o = BootstrapOptions { resamples: 1000, ..OPTIONS };
+        for (kind, y) in [(MetricKind::Spearman, &y), (MetricKind::Pearson, &y), (MetricKind::Auc, &labels)] {
+            let improvement = kind.goal().improvement(score(kind, y, &lead).unwrap(), score(kind, y, &cand).unwrap());
+            let run = |linear| resampled(kind, (y, &lead, &cand), improvement, o, linear).unwrap();
+            let (exact, linear) = (run(false), run(true));
+            let se = summarize(improvement, exact.clone(), o.confidence, n).se;
+            // The same draws: each resample's expansion departs from the
+            // statistic recomputed by a few hundredths of a standard error
+            // (the terms of second order), without a drift.
+            let gaps: Vec<f64> = exact.iter().zip(&linear).map(|(e, l)| e - l).collect();
+            let drift = gaps.iter().sum::<f64>() / gaps.len() as f64;
+            let spread = (sum_sq_dev(&gaps) / gaps.len() as f64).sqrt();
+            assert!(drift.abs() < 0.01 * se && spread < 0.1 * se, "{kind}: drift {drift}, spread {spread}, se {se}");
+            let (e, l) = (summarize(improvement, exact, 0.9, n), summarize(improvement, linear, 0.9, n));
+            for (a, b) in [(e.ci_low, l.ci_low), (e.ci_high, l.ci_high), (e.se, l.se)] {
+                assert!((a - b).abs() < 0.05 * se, "{kind}: {e:?} vs {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_large_jobs_take_the_expansion() {
+        let n = 2000;
+        let y = noise(n, 31);
+        let (lead, cand) = (add(&y, &noise(n, 32)), add(&y, &noise(n, 33)));
+        let kind = MetricKind::Spearman;
+        let improvement = kind.goal().improvement(score(kind, &y, &lead).unwrap(), score(kind, &y, &cand).unwrap());
+        for (resamples, linear) in [(EXACT_WHOLE_DRAWS / n, false), (EXACT_WHOLE_DRAWS / n + 1, true)] {
+            let o = BootstrapOptions { resamples, ..OPTIONS };
+            let route = resampled(kind, (&y, &lead, &cand), improvement, o, linear).unwrap();
+            let want = summarize(improvement, route, o.confidence, n);
+            assert_eq!(paired_bootstrap(kind, &y, &lead, &cand, o).unwrap(), want, "{resamples} resamples");
+        }
     }
 
     #[test]
