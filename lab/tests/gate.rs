@@ -247,8 +247,19 @@ fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
         (Some(1), Some(0), Some(false))
     );
 
+    // The same gain from a file named like an evaluation path: flagged
+    // eval-only, and reruns of deterministic code would only repeat its one
+    // run, so it is refused at once, without the repeats a flag costs
+    // stochastic code (one identical rerun used to keep it).
+    edit(&lab, "leaves/exact/evaluation.py", "RIGHT = 0", "RIGHT = 20");
+    let s = run(&lab, &["exact", "--decide", "--no-smoke"], 0);
+    assert_eq!(s["verdict"], "discard", "{s:#}");
+    assert!(s["note"].as_str().unwrap().contains("reruns repeat that run rather than add one"), "{s:#}");
+    assert_eq!(gate_row(&lab, "e3"), ("fail".into(), "[\"eval-only\"]".into(), 1));
+    assert_eq!(query::<i64>(&lab, "SELECT COUNT(*) FROM runs WHERE experiment_id = 3 AND tier = 'full'"), 1);
+
     // Right on every item: the same gain everywhere is a keep.
-    // The discard restored train.py.
+    // The discards restored train.py and evaluation.py.
     edit(&lab, "leaves/exact/train.py", "RIGHT = 0", "RIGHT = 20");
     let s = run(&lab, &["exact", "--decide", "--no-smoke"], 0);
     assert_eq!(s["verdict"], "keep", "{s:#}");
@@ -258,8 +269,8 @@ fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     let show = lab.json(&["show", "exact"]);
     let p = &show["power"];
     assert_eq!((p["headroom"].as_f64(), p["at_ceiling"].as_bool()), (Some(0.0), Some(true)), "{p:#}");
-    assert_eq!((p["decisions"].as_u64(), p["keeps"].as_u64()), (Some(2), Some(1)));
-    assert!((p["expected_noise_keeps"].as_f64().unwrap() - 2.0 * 0.05).abs() < 1e-12, "5% each at 0.9: {p:#}");
+    assert_eq!((p["decisions"].as_u64(), p["keeps"].as_u64()), (Some(3), Some(1)));
+    assert!((p["expected_noise_keeps"].as_f64().unwrap() - 3.0 * 0.05).abs() < 1e-12, "5% each at 0.9: {p:#}");
     assert!(p["summary"].as_str().unwrap().contains("at its ceiling"), "{p:#}");
 }
 

@@ -3,8 +3,9 @@
 //! evaluation paths (`eval-only`). The gate never keeps a flagged candidate on
 //! a single run: a rerun of the same code, a lucky seed or an evaluation edit
 //! looks like a gain on one run and is noise or a moved goal post; in
-//! deterministic code, where reruns agree exactly, a `no-op` or `seed-only`
-//! candidate is never kept at all. Pure text analysis of a `git diff`, no I/O.
+//! deterministic code, where reruns agree exactly and so cannot add a run, a
+//! flagged candidate is never kept at all. Pure text analysis of a `git
+//! diff`, no I/O.
 //!
 //! Rules, deliberately conservative (a false flag only costs repeats; a
 //! missed one is still judged on its noise):

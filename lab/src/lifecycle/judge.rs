@@ -19,8 +19,8 @@
 //! Flagged candidates (`seed-only`, `eval-only`, see `flags`) are never kept on
 //! one run: a scalar pass on one run becomes NEEDS_REPEATS (or FAIL at the last
 //! allowed run), a predictions pass becomes FAIL, and in deterministic code
-//! (runs that agree exactly) a `seed-only` or `no-op` pass is a FAIL at any run
-//! count. Read-only: nothing here writes the store or a file.
+//! (runs that agree exactly, so a rerun adds no run) a flagged pass is a FAIL
+//! at any run count. Read-only: nothing here writes the store or a file.
 
 use std::path::{Path, PathBuf};
 
@@ -152,41 +152,40 @@ impl Reruns {
 }
 
 /// A flagged candidate cannot pass on a single run: repeats of stochastic
-/// code settle it; the fixed predictions of one run cannot. In deterministic
-/// code a candidate that changes no behaviour or only a seed is never kept
-/// at all: its reruns agree exactly, so "more than one run" adds nothing, and
-/// a seed that happens to suit the validation items is one draw among seeds
-/// that no rerun can tell from skill (the seed-fishing attack, `tests/attacks.rs`).
+/// code settle it; the fixed predictions of one run cannot, and neither can
+/// the reruns of deterministic code, which repeat its one run exactly: there
+/// a flagged candidate is never kept at all (a seed that happens to suit the
+/// validation items is one draw among seeds that no rerun can tell from
+/// skill: the seed-fishing attack, `tests/attacks.rs`).
 pub fn apply_flags(mut report: GateReport, flags: &[String], reruns: Reruns, max_runs: usize) -> GateReport {
     if flags.is_empty() || report.verdict != Verdict::Pass {
         return report;
     }
-    let luck: Vec<&str> = flags.iter().map(String::as_str).filter(|f| flags::LUCK.contains(f)).collect();
-    // Whether more runs can settle it: never for fixed predictions, nor for
-    // luck in deterministic code, whose reruns repeat the same value.
-    let repeatable = match reruns {
-        Reruns::Fixed => false,
-        Reruns::Vary => true,
-        Reruns::Identical => luck.is_empty(),
-    };
+    let repeatable = reruns == Reruns::Vary;
     if repeatable && report.n >= 2 {
         return report;
     }
     let what = flags.join(", ");
+    let luck: Vec<&str> = flags.iter().map(String::as_str).filter(|f| flags::LUCK.contains(f)).collect();
     report.verdict = if repeatable && report.n < max_runs { Verdict::NeedsRepeats } else { Verdict::Fail };
-    report.reason = match (reruns, repeatable) {
-        (Reruns::Identical, false) => format!(
+    report.reason = match reruns {
+        Reruns::Identical if !luck.is_empty() => format!(
             "{}, but the candidate is flagged {} and its code is deterministic (its runs agree exactly): it differs \
              from the leader by at most the draw of a seed, which reruns repeat rather than test, so it is never kept",
             report.reason,
             luck.join(", ")
         ),
-        (_, true) if report.verdict == Verdict::NeedsRepeats => format!(
+        Reruns::Identical => format!(
+            "{}, but the candidate is flagged {what} and its code is deterministic (its runs agree exactly): a \
+             flagged candidate is never kept on one run, and reruns repeat that run rather than add one",
+            report.reason
+        ),
+        Reruns::Vary if report.verdict == Verdict::NeedsRepeats => format!(
             "{}, but the candidate is flagged {what}: a flagged candidate is never kept on one run, so it needs repeats",
             report.reason
         ),
-        (_, true) => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
-        (_, false) => format!(
+        Reruns::Vary => format!("{}, but the candidate is flagged {what} and has no repeats left", report.reason),
+        Reruns::Fixed => format!(
             "{}, but the candidate is flagged {what}: refused a keep (a flagged candidate is never kept on one run)",
             report.reason
         ),
@@ -456,8 +455,10 @@ mod tests {
             (&seed, Reruns::Fixed, 1, Verdict::Fail),
             (&seed, Reruns::Identical, 1, Verdict::Fail),
             (&seed, Reruns::Identical, 2, Verdict::Fail),
-            (&eval, Reruns::Identical, 1, Verdict::NeedsRepeats),
-            (&eval, Reruns::Identical, 2, Verdict::Pass),
+            (&eval, Reruns::Vary, 1, Verdict::NeedsRepeats),
+            (&eval, Reruns::Vary, 2, Verdict::Pass),
+            (&eval, Reruns::Identical, 1, Verdict::Fail),
+            (&eval, Reruns::Identical, 2, Verdict::Fail),
             (&vec![], Reruns::Identical, 1, Verdict::Pass),
         ];
         for (flags, reruns, n, want) in cases {
@@ -470,5 +471,7 @@ mod tests {
             "{}",
             no_op.reason
         );
+        let eval_only = apply_flags(pass(2), &eval, Reruns::Identical, 3);
+        assert!(eval_only.reason.ends_with("reruns repeat that run rather than add one"), "{}", eval_only.reason);
     }
 }
