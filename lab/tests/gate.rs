@@ -220,6 +220,33 @@ fn a_candidate_that_changes_no_behaviour_is_flagged_and_never_kept_on_one_run() 
 }
 
 #[test]
+fn flags_read_the_change_from_the_leaders_code_whatever_head_holds() {
+    let lab = lab_with(&["noisy"]);
+    assert_eq!(run(&lab, &["noisy", "--decide", "--seed", "12"], 0)["verdict"], "keep");
+    lab.json(&["baseline", "noisy", "--repeats", "3", "--seed", "13", "-q"]);
+    // The attack: commit a real change by hand (never run), then undo it in the
+    // working tree beside a new seed. From HEAD that diff is a real change; from
+    // the leader it changes the seed and nothing else.
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.0", "GAIN = 0.3");
+    lab.git(&["commit", "-qam", "a change no gate saw"]);
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.3", "GAIN = 0.0");
+    // Its first run lands on the luckiest seed (5 + 6 = 11: 0.02 better than the leader).
+    edit(&lab, "leaves/noisy/train.py", "SEED_SHIFT = 0", "SEED_SHIFT = 6");
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "5"], 0);
+    let (_, flags, n) = gate_row(&lab, s["experiment"].as_str().unwrap());
+    assert_eq!(flags, "[\"seed-only\"]", "{s:#}");
+    assert!(n >= 2 && s["verdict"] == "discard", "never kept on one run: {s:#}");
+    // The honest twin: a real change committed before its run is judged as the
+    // change it is, not as no change at all.
+    lab.git(&["checkout", "--", "leaves/noisy/train.py"]);
+    edit(&lab, "leaves/noisy/train.py", "GAIN = 0.3", "GAIN = 0.5");
+    lab.git(&["commit", "-qam", "the candidate, committed first"]);
+    let s = run(&lab, &["noisy", "--decide", "--no-smoke", "--seed", "20"], 0);
+    assert_eq!(gate_row(&lab, s["experiment"].as_str().unwrap()).1, "[]", "{s:#}");
+    assert_eq!(s["verdict"], "keep", "{s:#}");
+}
+
+#[test]
 fn deterministic_code_is_judged_on_its_items_not_on_an_exact_gap() {
     let lab = lab_with(&["exact"]);
     assert_eq!(run(&lab, &["exact", "--decide", "--seed", "1"], 0)["verdict"], "keep");

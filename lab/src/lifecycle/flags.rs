@@ -5,7 +5,7 @@
 //! looks like a gain on one run and is noise or a moved goal post; in
 //! deterministic code, where reruns agree exactly and so cannot add a run, a
 //! flagged candidate is never kept at all. Pure text analysis of a `git
-//! diff`, no I/O.
+//! diff` (from the leader's code, `keep::candidate_patch`), no I/O.
 //!
 //! Rules, deliberately conservative (a false flag only costs repeats; a
 //! missed one is still judged on its noise):

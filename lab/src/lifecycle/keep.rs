@@ -2,8 +2,9 @@
 //! the changed mutable files (the bytes that ran, whatever the working tree
 //! holds now), with the chain's head as an anchor; a discard or crash restores
 //! them to HEAD, except a file edited while the run went on, which is left as
-//! it is. The candidate's diff (HEAD to its snapshot) and its flags are written
-//! at launch, so the gate and the archive read what ran.
+//! it is. The candidate's diff (HEAD to its snapshot) and its flags (read from
+//! the leader's code to the snapshot) are written at launch, so the gate and
+//! the archive read what ran.
 
 use std::path::{Path, PathBuf};
 
@@ -50,33 +51,89 @@ fn contents(checked: &Checked, leaf: &Leaf, snapshot: &Snapshot) -> Vec<vcs::Con
         .collect()
 }
 
-/// `candidate.patch`, the diff from HEAD to the snapshot's mutable files, and
-/// `candidate.flags.json`, its flags, written at launch: the text rules of
-/// `flags`, and `no-op` for Python rewrites with an unchanged syntax tree
-/// (`equivalent`, parsed by `python` when there is one).
-pub fn candidate_patch(c: &Candidate<'_>, run_dir: &RunDir, python: Option<&Path>) -> Result<PathBuf> {
+/// `candidate.patch`, the diff from HEAD to the snapshot's mutable files (with
+/// the experiment's commit, the code it ran), and `candidate.flags.json`, its
+/// flags, written at launch: the text rules of `flags`, and `no-op` for Python
+/// rewrites with an unchanged syntax tree (`equivalent`, parsed by `python`
+/// when there is one).
+///
+/// The flags read the diff from `leader_code` (the leader's snapshot,
+/// `runs/<leader>/code/`) when there is one, from HEAD otherwise: the gate
+/// compares the candidate with the leader, and HEAD is the agent's to commit
+/// to. Read from HEAD, a change committed by hand and then reverted beside a
+/// new seed would pass a seed-only candidate as a real one, and a real change
+/// committed before its run would look like no change at all.
+pub fn candidate_patch(
+    c: &Candidate<'_>,
+    run_dir: &RunDir,
+    python: Option<&Path>,
+    leader_code: Option<&Path>,
+) -> Result<PathBuf> {
     let path = run_dir.candidate_patch();
     let contents = contents(c.checked, c.leaf, c.snapshot);
-    let old = vcs::head_contents(&c.checked.workdir, &contents)?;
-    let patch = vcs::patch_of_contents(&contents, &old)?;
-    let mut flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
-    if !flags.iter().any(|f| f == flags::NO_OP)
-        && let Some(python) = python
-    {
-        let changes: Vec<equivalent::Change<'_>> = contents
-            .iter()
-            .zip(&old)
-            .map(|(new, old)| equivalent::Change { path: &new.path, old: old.as_deref(), new: new.bytes.as_deref() })
-            .collect();
-        if equivalent::python_unchanged(python, &changes) {
-            flags = vec![flags::NO_OP.to_owned()];
+    let head = vcs::head_contents(&c.checked.workdir, &contents)?;
+    let patch = vcs::patch_of_contents(&contents, &head)?;
+    let flags = match leader_code {
+        Some(dir) => {
+            let (changed, old): (Vec<_>, Vec<_>) = against(c, dir)?.into_iter().unzip();
+            flags_of(c, &changed, &old, python)?
         }
-    }
+        None => flags_of(c, &contents, &head, python)?,
+    };
     std::fs::write(&path, patch).with_context(|| format!("cannot write `{}`", path.display()))?;
     let flags_path = run_dir.candidate_flags();
     std::fs::write(&flags_path, serde_json::to_vec(&flags)?)
         .with_context(|| format!("cannot write `{}`", flags_path.display()))?;
     Ok(path)
+}
+
+/// The flags of the change from `old` to `contents` (each file's bytes, `None`: absent).
+fn flags_of(
+    c: &Candidate<'_>,
+    contents: &[vcs::Content],
+    old: &[Option<Vec<u8>>],
+    python: Option<&Path>,
+) -> Result<Vec<String>> {
+    let patch = vcs::patch_of_contents(contents, old)?;
+    let flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
+    if flags.iter().any(|f| f == flags::NO_OP) {
+        return Ok(flags);
+    }
+    let changes: Vec<equivalent::Change<'_>> = contents
+        .iter()
+        .zip(old)
+        .map(|(new, old)| equivalent::Change { path: &new.path, old: old.as_deref(), new: new.bytes.as_deref() })
+        .collect();
+    Ok(match python {
+        Some(python) if equivalent::python_unchanged(python, &changes) => vec![flags::NO_OP.to_owned()],
+        _ => flags,
+    })
+}
+
+/// The mutable files in which the snapshot differs from the leader's code in
+/// `dir`: each as the snapshot has it, beside the leader's bytes (`None`: absent).
+fn against(c: &Candidate<'_>, dir: &Path) -> Result<Vec<(vcs::Content, Option<Vec<u8>>)>> {
+    let sets = c.leaf.file_sets()?;
+    let mut paths: Vec<String> = c.snapshot.mutable().map(|f| f.path.clone()).collect();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = entry.with_context(|| format!("cannot read the leader's code in `{}`", dir.display()))?;
+        let rel = entry.path().strip_prefix(dir).expect("below the walked directory");
+        if entry.file_type().is_file() && sets.is_mutable(rel) {
+            paths.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    let prefix = super::judge::leaf_prefix(c.leaf, &c.checked.workdir);
+    Ok(paths
+        .into_iter()
+        .filter_map(|rel| {
+            let new = c.snapshot.file(&rel).map(|f| f.bytes.clone());
+            let was = std::fs::read(dir.join(&rel)).ok();
+            let path = PathBuf::from(format!("{prefix}{rel}"));
+            (new != was).then_some((vcs::Content { path, bytes: new, executable: false }, was))
+        })
+        .collect())
 }
 
 /// Keep: commit the snapshot of the changed mutable files, with the chain's

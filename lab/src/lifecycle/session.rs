@@ -118,7 +118,8 @@ pub fn run(lab: &LabRoot, store: &mut Store, opts: RunOptions) -> Result<RunSumm
             let candidate =
                 Candidate { leaf: &leaf, checked: &checked, snapshot: &snapshot, experiment, title: &hypothesis.1 };
             let python = env::python_of(env::find_venv(Some(&lab.dir))?.as_ref());
-            let patch = keep::candidate_patch(&candidate, &run_dir, python.as_deref())?;
+            let leader = leader_code(lab, store, &leaf, &compared)?;
+            let patch = keep::candidate_patch(&candidate, &run_dir, python.as_deref(), leader.as_deref())?;
             Ok(Job { leaf, checked, compared, tiers, seed, experiment, hypothesis, snapshot, patch, packages })
         })
         .and_then(|job| execute(lab, store, &opts, &job));
@@ -171,6 +172,18 @@ fn require_clean_baseline(store: &Store, leaf: &Leaf, compared: &Comparability, 
         checked.mutable_changes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ")
     ))
     .into())
+}
+
+/// The leader's code as it ran (its snapshot), the base a candidate's flags
+/// are read against; `None` before the first keep, or for a leader without a
+/// snapshot (a blend).
+fn leader_code(lab: &LabRoot, store: &Store, leaf: &Leaf, compared: &Comparability) -> Result<Option<PathBuf>> {
+    let metric = &leaf.manifest.metric;
+    let Some(leader) = runs::leader(store.conn(), leaf.name(), &metric.name, metric.goal, &compared.key)? else {
+        return Ok(None);
+    };
+    let code = lab.layout().run(leader.experiment.parse()?).code();
+    Ok(code.is_dir().then_some(code))
 }
 
 /// A line on stderr for each input the leaf runs without: its fallback, compared only with itself.
