@@ -164,46 +164,59 @@ pub fn tune_on_val(config: &GateConfig, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// Blends of two rankers, one on a probability-like scale and one on a
-/// shifted scale three times wider: the pooled out-of-fold score the gate
-/// reads against the honest per-fold cross-fit (each fold scored alone with
-/// the weights searched on the others), on raw scales and on `lab blend`'s
-/// common scale. Each gap is printed as its mean over the trials, the sd of
-/// one trial's gap and the standard error of the mean: "equal within noise"
-/// is a mean within about 2 standard errors of zero.
+/// Blends of two rankers of one signal, one on a scale 3x wider and shifted:
+/// the pooled out-of-fold score the gate judges, against what its fold weights
+/// score on fresh items (the honest figure: weights judged on items none of
+/// them was searched on), on raw scales and on `lab blend`'s common one.
+/// Each gap is printed as its mean over the trials, the sd of one trial's gap
+/// and the standard error of the mean: "equal within noise" is a mean within
+/// about 2 standard errors of zero.
 pub fn blends(rng: &mut ChaCha8Rng) {
     const TRIALS: usize = 100;
     const N: usize = 400;
+    const FRESH: usize = 10_000;
     println!(
-        "blend: {TRIALS} trials, two rankers of {N} items on different scales, 5-fold cross-fit; \
-         each gap as mean (sd of a trial, se of the mean)"
+        "blend: {TRIALS} trials, two rankers of {N} items on different scales, 5-fold cross-fit, each fold's \
+         weights scored on {FRESH} fresh items; each gap as mean (sd of a trial, se of the mean)"
     );
+    let draw = |rng: &mut ChaCha8Rng, binary: bool, n: usize| {
+        let signal: Vec<f64> = (0..n).map(|_| normal(rng)).collect();
+        let y: Vec<f64> = if binary {
+            signal.iter().map(|s| f64::from(u8::from(s + 0.3 * normal(rng) > 0.0))).collect()
+        } else {
+            noisy(rng, &signal, 0.3)
+        };
+        let narrow = noisy(rng, &signal, 0.3);
+        let wide: Vec<f64> = noisy(rng, &signal, 0.3).iter().map(|p| 3.0 * p + 5.0).collect();
+        (y, vec![narrow, wide])
+    };
     for (kind, binary) in [(MetricKind::Auc, true), (MetricKind::Spearman, false)] {
-        // Per trial: pooled - per-fold on raw and common scales, blend - best component on both.
+        // Per trial: pooled - fresh on raw and common scales, blend - best component on both.
         let mut gaps: [Vec<f64>; 4] = Default::default();
         for _ in 0..TRIALS {
-            let signal: Vec<f64> = (0..N).map(|_| normal(rng)).collect();
-            let y: Vec<f64> = if binary {
-                signal.iter().map(|s| f64::from(u8::from(s + 0.3 * normal(rng) > 0.0))).collect()
-            } else {
-                noisy(rng, &signal, 0.3)
-            };
-            let narrow = noisy(rng, &signal, 0.3);
-            let wide: Vec<f64> = noisy(rng, &signal, 0.3).iter().map(|p| 3.0 * p + 5.0).collect();
-            let components = vec![narrow, wide];
-            let s = |p: &[f64]| score(kind, &y, p).expect("valid");
-            let best = s(&components[0]).max(s(&components[1]));
-            let pooled = |c: &[Vec<f64>]| s(&weights::cross_fit(kind, &y, c).expect("valid"));
-            let scaled = weights::rescale(&weights::units(kind, &components), &components);
-            let (raw, fitted) = (pooled(&components), pooled(&scaled));
-            gaps[0].push(raw - weights::per_fold_score(kind, &y, &components).expect("valid"));
-            gaps[1].push(fitted - weights::per_fold_score(kind, &y, &scaled).expect("valid"));
-            gaps[2].push(raw - best);
-            gaps[3].push(fitted - best);
+            let (y, components) = draw(rng, binary, N);
+            let (fresh_y, fresh) = draw(rng, binary, FRESH);
+            let s = |y: &[f64], p: &[f64]| score(kind, y, p).expect("valid");
+            let best = s(&y, &components[0]).max(s(&y, &components[1]));
+            let units = weights::units(kind, &components);
+            for (at, (val, fresh)) in [
+                (components.clone(), fresh.clone()),
+                (weights::rescale(&units, &components), weights::rescale(&units, &fresh)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let pooled = s(&y, &weights::cross_fit(kind, &y, &val).expect("valid"));
+                let folds = weights::fold_weights(kind, &y, &val).expect("valid");
+                let honest =
+                    folds.iter().map(|w| s(&fresh_y, &weights::combine(w, &fresh))).sum::<f64>() / folds.len() as f64;
+                gaps[at].push(pooled - honest);
+                gaps[2 + at].push(pooled - best);
+            }
         }
         let [raw_gap, fit_gap, raw_over_best, fit_over_best] = gaps.map(|g| spread(&g));
         println!(
-            "  {kind:<8} pooled - per-fold: raw scales {raw_gap}, common scale {fit_gap}; blend - best component: \
+            "  {kind:<8} pooled - fresh: raw scales {raw_gap}, common scale {fit_gap}; blend - best component: \
              raw {raw_over_best}, common {fit_over_best}"
         );
     }
