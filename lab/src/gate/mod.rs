@@ -31,4 +31,4 @@ pub use decide::{
 };
 pub use kind::{Goal, MetricKind, Scorer};
 pub use metrics::{MetricError, per_sample_errors, score, statistic_on, validate};
-pub use scalar::{Reproduction, reproduction};
+pub use scalar::{Reproduction, reproduction, run_sd};

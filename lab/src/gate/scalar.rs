@@ -93,8 +93,23 @@ pub(crate) fn noise(leader: &[f64], candidate: &[f64], stored_sd: Option<f64>) -
     } else {
         Noise { sd: stored_sd?, df: f64::INFINITY }
     };
-    let scale = leader.iter().chain(candidate).fold(1.0_f64, |m, v| m.max(v.abs()));
-    Some(if noise.sd <= ROUNDING * scale { Noise { sd: 0.0, ..noise } } else { noise })
+    Some(Noise { sd: past_rounding(noise.sd, leader.iter().chain(candidate)), ..noise })
+}
+
+/// The sample sd of runs' `values` (n - 1 in the denominator; 0 for fewer
+/// than two), exactly 0 where it is no more than rounding (see [`ROUNDING`]):
+/// what `lab baseline` stores and prints.
+pub fn run_sd(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
+    }
+    past_rounding((sum_sq_dev(values) / (values.len() - 1) as f64).sqrt(), values.iter())
+}
+
+/// `sd`, or 0 where it is no more than rounding of `values`.
+fn past_rounding<'a>(sd: f64, values: impl Iterator<Item = &'a f64>) -> f64 {
+    let scale = values.fold(1.0_f64, |m, v| m.max(v.abs()));
+    if sd <= ROUNDING * scale { 0.0 } else { sd }
 }
 
 /// Two-sided `confidence` interval of the improvement, and P(T > 0) for the
@@ -211,12 +226,12 @@ pub fn reproduction(goal: Goal, kept: f64, reruns: &[f64], confidence: f64) -> O
     if m < 2 {
         return None;
     }
-    let (mean, sd) = (mean(reruns), (sum_sq_dev(reruns) / (m - 1) as f64).sqrt());
+    let (mean, sd) = (mean(reruns), run_sd(reruns));
     let excess = goal.improvement(mean, kept);
     let t = Standard::new((m - 1) as f64).quantile(1.0 - (1.0 - confidence) / 2.0);
     let bound = t * sd * (1.0 + 1.0 / m as f64).sqrt();
     // Rounding noise of a deterministic rerun is not luck.
-    let holds = excess <= bound + 1e-12 * kept.abs().max(1.0);
+    let holds = excess <= bound + ROUNDING * kept.abs().max(1.0);
     Some(Reproduction { reruns: m, mean, sd, excess, bound, holds })
 }
 
