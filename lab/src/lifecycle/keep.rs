@@ -76,9 +76,9 @@ pub fn candidate_patch(
     let flags = match leader_code {
         Some(dir) => {
             let (changed, old): (Vec<_>, Vec<_>) = against(c, dir)?.into_iter().unzip();
-            flags_of(c, &changed, &old, python)?
+            flags_of(c, &vcs::patch_of_contents(&changed, &old)?, &changed, &old, python)
         }
-        None => flags_of(c, &contents, &head, python)?,
+        None => flags_of(c, &patch, &contents, &head, python),
     };
     std::fs::write(&path, patch).with_context(|| format!("cannot write `{}`", path.display()))?;
     let flags_path = run_dir.candidate_flags();
@@ -87,27 +87,28 @@ pub fn candidate_patch(
     Ok(path)
 }
 
-/// The flags of the change from `old` to `contents` (each file's bytes, `None`: absent).
+/// The flags of `patch`, the change from `old` to `contents` (each file's
+/// bytes, `None`: absent).
 fn flags_of(
     c: &Candidate<'_>,
+    patch: &str,
     contents: &[vcs::Content],
     old: &[Option<Vec<u8>>],
     python: Option<&Path>,
-) -> Result<Vec<String>> {
-    let patch = vcs::patch_of_contents(contents, old)?;
-    let flags = flags::diff_flags(&patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
+) -> Vec<String> {
+    let flags = flags::diff_flags(patch, &super::judge::leaf_prefix(c.leaf, &c.checked.workdir));
     if flags.iter().any(|f| f == flags::NO_OP) {
-        return Ok(flags);
+        return flags;
     }
     let changes: Vec<equivalent::Change<'_>> = contents
         .iter()
         .zip(old)
         .map(|(new, old)| equivalent::Change { path: &new.path, old: old.as_deref(), new: new.bytes.as_deref() })
         .collect();
-    Ok(match python {
+    match python {
         Some(python) if equivalent::python_unchanged(python, &changes) => vec![flags::NO_OP.to_owned()],
         _ => flags,
-    })
+    }
 }
 
 /// The mutable files in which the snapshot differs from the leader's code in
